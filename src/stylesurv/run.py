@@ -1,0 +1,217 @@
+"""Run folders: atomic writes, content hashes, stage caching and the run's manifest.json.
+
+A stage is a pure function of its inputs and config.  Its key is the hash of both; the stage writes into a
+temporary folder next to its final place and the folder is renamed when complete, so a run killed half-way
+leaves no half-written output and the next run redoes only that stage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stylesurv import __version__
+from stylesurv.console import info
+
+MANIFEST = "manifest.json"
+STAGE_MARKER = ".stage.json"
+_DEPENDENCIES = (
+    "torch", "numpy", "scipy", "pandas", "pillow", "scikit-learn", "scikit-survival", "lifelines",
+    "torchsurv", "kornia", "safetensors", "dlib-bin", "face-recognition-models", "scikit-image",
+)  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------- atomic IO
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary file path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; it replaces ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            old = path.with_name(f".{path.name}.old.{os.getpid()}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see either the old file or the complete new one."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):  # numpy arrays and scalars
+        return obj.tolist()
+    raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
+
+
+# --------------------------------------------------------------------------------------------------- hashes
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def hash_tree(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 over a file, or over every file of a folder (relative names and contents, sorted).
+
+    Hidden files (temporaries, stage markers) are skipped so that a folder hashes the same before and after
+    a stage records itself in it.
+    """
+    path = Path(path)
+    if path.is_file():
+        return sha256_file(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        rel = file.relative_to(path)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        digest.update(rel.as_posix().encode() + b"\0" + sha256_file(file).encode() + b"\0")
+    return digest.hexdigest()
+
+
+def hash_config(config: Any) -> str:
+    """Hex SHA-256 of a JSON-serialisable config in canonical form."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=_json_default)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python, stylesurv and its main dependencies, for the manifest."""
+    versions = {"python": platform.python_version(), "stylesurv": __version__}
+    for name in _DEPENDENCIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+# --------------------------------------------------------------------------------------------------- stages
+@dataclass(frozen=True)
+class StageResult:
+    """Where a stage's output lives and whether this call computed it or found it cached."""
+
+    name: str
+    path: Path
+    key: str
+    cached: bool
+    seconds: float
+
+
+class RunDir:
+    """A run folder: one sub-folder per stage, each guarded by a key of inputs and config, and a manifest."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def stage_path(self, name: str) -> Path:
+        return self.root / name
+
+    def stage_key(self, name: str) -> str | None:
+        """The key a finished stage was computed with, or None when the stage is absent or incomplete."""
+        marker = self.stage_path(name) / STAGE_MARKER
+        if not marker.is_file():
+            return None
+        try:
+            return json.loads(marker.read_text())["key"]
+        except (ValueError, KeyError):
+            return None
+
+    def run_stage(
+        self,
+        name: str,
+        config: Mapping[str, Any],
+        inputs: Mapping[str, str | os.PathLike[str]],
+        build: Callable[[Path], None],
+    ) -> StageResult:
+        """Run ``build(tmp_dir)`` unless the stage already holds output for the same inputs and config.
+
+        ``inputs`` maps a label to a file or folder whose content enters the key.  The stage folder is
+        replaced atomically, so a kill during ``build`` leaves the previous state untouched.
+        """
+        input_hashes = {label: hash_tree(p) for label, p in sorted(inputs.items())}
+        key = hash_config({"stage": name, "config": dict(config), "inputs": input_hashes})
+        path = self.stage_path(name)
+        start = time.perf_counter()
+        if self.stage_key(name) == key:
+            info(f"[green]✓[/green] {name}: up to date, skipped")
+            self._record(name, key, config, input_hashes, cached=True, seconds=0.0)
+            return StageResult(name, path, key, cached=True, seconds=0.0)
+        with atomic_dir(path) as tmp:
+            build(tmp)
+            write_json_atomic(tmp / STAGE_MARKER, {"key": key, "config": dict(config), "inputs": input_hashes})
+        seconds = time.perf_counter() - start
+        self._record(name, key, config, input_hashes, cached=False, seconds=seconds)
+        return StageResult(name, path, key, cached=False, seconds=seconds)
+
+    # manifest ---------------------------------------------------------------------------------------------
+    def read_manifest(self) -> dict[str, Any]:
+        path = self.root / MANIFEST
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def update_manifest(self, **fields: Any) -> dict[str, Any]:
+        """Merge ``fields`` into manifest.json (versions are always refreshed) and write it atomically."""
+        manifest = self.read_manifest()
+        manifest.update(fields)
+        manifest["versions"] = package_versions()
+        manifest.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        write_json_atomic(self.root / MANIFEST, manifest)
+        return manifest
+
+    def _record(
+        self, name: str, key: str, config: Mapping[str, Any], inputs: dict[str, str], cached: bool, seconds: float
+    ) -> None:
+        manifest = self.read_manifest()
+        stages = manifest.get("stages", {})
+        stages[name] = {"key": key, "config": dict(config), "inputs": inputs, "cached": cached, "seconds": seconds}
+        self.update_manifest(stages=stages)
