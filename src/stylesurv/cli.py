@@ -17,9 +17,11 @@ from stylesurv.errors import StylesurvError
 
 # Modules that define `register(app: typer.Typer) -> None`, in the order their commands appear in --help.
 COMMAND_MODULES = (
-    "stylesurv.cohort.commands",
+    "stylesurv.cohort.synth_commands",
+    "stylesurv.cohort.validate_commands",
     "stylesurv.faces.commands",
     "stylesurv.gan.commands",
+    "stylesurv.gan.train_commands",
     "stylesurv.invert.commands",
     "stylesurv.survival.commands",
     "stylesurv.explain.commands",
