@@ -1,8 +1,8 @@
 """Run folders: atomic writes, content hashes, stage caching and the run's manifest.json.
 
 A stage is a pure function of its inputs and config.  Its key is the hash of both; the stage writes into a
-temporary folder next to its final place and the folder is renamed when complete, so a run killed half-way
-leaves no half-written output and the next run redoes only that stage.
+stage folder with atomic writes and is marked done only when it returns, so a run killed half-way leaves no
+half-written file, downstream stages never see an unfinished stage, and the next run resumes that stage.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from stylesurv.console import info
 
 MANIFEST = "manifest.json"
 STAGE_MARKER = ".stage.json"
+PENDING_MARKER = ".stage-pending.json"
 _DEPENDENCIES = (
     "torch", "numpy", "scipy", "pandas", "pillow", "scikit-learn", "scikit-survival", "lifelines",
     "torchsurv", "kornia", "safetensors", "dlib-bin", "face-recognition-models", "scikit-image",
@@ -173,23 +174,32 @@ class RunDir:
         inputs: Mapping[str, str | os.PathLike[str]],
         build: Callable[[Path], None],
     ) -> StageResult:
-        """Run ``build(tmp_dir)`` unless the stage already holds output for the same inputs and config.
+        """Run ``build(stage_dir)`` unless the stage already holds output for the same inputs and config.
 
-        ``inputs`` maps a label to a file or folder whose content enters the key.  The stage folder is
-        replaced atomically, so a kill during ``build`` leaves the previous state untouched.
+        ``inputs`` maps a label to a file or folder whose content enters the key.  ``build`` writes its
+        files atomically into the stage folder and may resume from what an interrupted run left there: a
+        folder started with the same key is handed back as it is, one with another key is emptied first.
+        The stage counts as done only once its marker is written, after ``build`` returns.
         """
         input_hashes = {label: hash_tree(p) for label, p in sorted(inputs.items())}
         key = hash_config({"stage": name, "config": dict(config), "inputs": input_hashes})
         path = self.stage_path(name)
-        start = time.perf_counter()
         if self.stage_key(name) == key:
             info(f"[green]✓[/green] {name}: up to date, skipped")
             self._record(name, key, config, input_hashes, cached=True, seconds=0.0)
             return StageResult(name, path, key, cached=True, seconds=0.0)
-        with atomic_dir(path) as tmp:
-            build(tmp)
-            write_json_atomic(tmp / STAGE_MARKER, {"key": key, "config": dict(config), "inputs": input_hashes})
+        pending = path / PENDING_MARKER
+        started_with = json.loads(pending.read_text()).get("key") if pending.is_file() else None
+        if path.exists() and started_with != key:
+            shutil.rmtree(path)
+        path.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(pending, {"key": key})
+        (path / STAGE_MARKER).unlink(missing_ok=True)
+        start = time.perf_counter()
+        build(path)
         seconds = time.perf_counter() - start
+        write_json_atomic(path / STAGE_MARKER, {"key": key, "config": dict(config), "inputs": input_hashes})
+        pending.unlink()
         self._record(name, key, config, input_hashes, cached=False, seconds=seconds)
         return StageResult(name, path, key, cached=False, seconds=seconds)
 
@@ -209,9 +219,15 @@ class RunDir:
         return manifest
 
     def _record(
-        self, name: str, key: str, config: Mapping[str, Any], inputs: dict[str, str], cached: bool, seconds: float
+        self,
+        name: str,
+        key: str,
+        config: Mapping[str, Any],
+        inputs: dict[str, str],
+        cached: bool,
+        seconds: float,
     ) -> None:
-        manifest = self.read_manifest()
-        stages = manifest.get("stages", {})
-        stages[name] = {"key": key, "config": dict(config), "inputs": inputs, "cached": cached, "seconds": seconds}
+        stages = self.read_manifest().get("stages", {})
+        stages[name] = {"key": key, "config": dict(config), "inputs": inputs, "cached": cached}
+        stages[name]["seconds"] = seconds
         self.update_manifest(stages=stages)

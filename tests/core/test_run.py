@@ -1,0 +1,98 @@
+"""Run folders: atomic writes, content hashes, stage caching and resume (stylesurv.run)."""
+
+import hashlib
+import json
+
+import pytest
+
+from stylesurv.run import (
+    RunDir,
+    atomic_dir,
+    hash_config,
+    hash_tree,
+    sha256_file,
+    write_json_atomic,
+    write_text_atomic,
+)
+
+
+def test_sha256_matches_hashlib(tmp_path):
+    path = tmp_path / "a.bin"
+    path.write_bytes(b"stylesurv" * 1000)
+    assert sha256_file(path) == hashlib.sha256(b"stylesurv" * 1000).hexdigest()
+
+
+def test_atomic_write_failure_keeps_old_content(tmp_path):
+    path = tmp_path / "out.txt"
+    write_text_atomic(path, "old")
+    with pytest.raises(TypeError):
+        write_json_atomic(path, {"x": object()})  # not serialisable: fails before the rename
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]  # no temporary left behind
+
+
+def test_atomic_dir_replaces_only_on_success(tmp_path):
+    target = tmp_path / "stage"
+    with atomic_dir(target) as tmp:
+        (tmp / "f.txt").write_text("1")
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "f.txt").write_text("2")
+        raise RuntimeError("killed")
+    assert (target / "f.txt").read_text() == "1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stage"]
+
+
+def test_hash_tree_depends_on_names_and_contents_not_hidden_files(tmp_path):
+    (tmp_path / "a.txt").write_text("x")
+    first = hash_tree(tmp_path)
+    (tmp_path / ".marker").write_text("ignored")
+    assert hash_tree(tmp_path) == first
+    (tmp_path / "a.txt").write_text("y")
+    assert hash_tree(tmp_path) != first
+    assert hash_config({"a": 1, "b": [1, 2]}) == hash_config({"b": [1, 2], "a": 1})
+
+
+def test_stage_is_skipped_when_inputs_and_config_unchanged(tmp_path):
+    source = tmp_path / "input.txt"
+    source.write_text("data")
+    run = RunDir(tmp_path / "run")
+    calls = []
+
+    def build(out):
+        calls.append(out)
+        (out / "result.txt").write_text(source.read_text().upper())
+
+    first = run.run_stage("upper", {"k": 1}, {"src": source}, build)
+    second = run.run_stage("upper", {"k": 1}, {"src": source}, build)
+    assert not first.cached and second.cached and len(calls) == 1
+    run.run_stage("upper", {"k": 2}, {"src": source}, build)  # new config: rebuilt
+    source.write_text("other")
+    run.run_stage("upper", {"k": 2}, {"src": source}, build)  # new input: rebuilt
+    assert len(calls) == 3
+    assert (run.stage_path("upper") / "result.txt").read_text() == "OTHER"
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["stages"]["upper"]["config"] == {"k": 2}
+    assert "torch" in manifest["versions"] and "python" in manifest["versions"]
+
+
+def test_interrupted_stage_resumes_with_same_key_and_restarts_with_another(tmp_path):
+    run = RunDir(tmp_path / "run")
+    done = []
+
+    def build_killed(out):
+        (out / "part1").write_text("1")
+        raise KeyboardInterrupt
+
+    def build_resuming(out):
+        done.append((out / "part1").exists())
+        (out / "part2").write_text("2")
+
+    with pytest.raises(KeyboardInterrupt):
+        run.run_stage("s", {"k": 1}, {}, build_killed)
+    assert run.stage_key("s") is None  # never marked done
+    run.run_stage("s", {"k": 1}, {}, build_resuming)
+    assert done == [True]  # same key: the partial work was handed back
+    with pytest.raises(KeyboardInterrupt):
+        run.run_stage("s", {"k": 9}, {}, build_killed)
+    run.run_stage("s", {"k": 1}, {}, build_resuming)
+    assert done == [True, False]  # started under another key: emptied first
