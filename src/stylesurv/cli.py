@@ -64,25 +64,26 @@ for _name in COMMAND_MODULES:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app and map a StylesurvError to exit code 1 with a readable message."""
+    """Entry point: run the app; a StylesurvError becomes exit code 1 with a readable message."""
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except StylesurvError as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 1
+    except NoArgsIsHelpError as exc:  # a bare group: its help was asked for, not an error
+        exc.show()
+        return 0
+    except ClickException as exc:  # usage errors (exit 2) and bad parameters
+        exc.show()
+        return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         console.print("aborted")
-        return 1
-    except Exception as exc:  # click usage errors carry their own exit code (2)
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
-    return 0
+        return 130
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -34,10 +34,14 @@ class EmbedConfig:
 
 @dataclass
 class FitConfig:
-    models: list[str] = field(default_factory=lambda: ["coxnet", "deepsurv"])
-    clinical: list[str] = field(default_factory=list)  # clinical covariate columns for fusion
+    # survival models to cross-validate; "fusion" = fusion_model's out-of-fold image score + clinical
+    # covariates, "clinical" = clinical covariates only
+    models: list[str] = field(default_factory=lambda: ["coxnet", "deepsurv", "fusion", "clinical"])
+    clinical: list[str] = field(default_factory=list)  # clinical covariate columns (fusion, clinical)
+    fusion_model: str = "coxnet"
     folds: int = 5
     repeats: int = 1
+    permutations: int = 20  # outcome-shuffled CV reruns of the permutation test
 
 
 @dataclass
@@ -46,6 +50,8 @@ class RunConfig:
 
     cohort: str = ""  # cohort folder: clinical.csv + photos/
     generator: str = ""  # generator checkpoint (native, NVIDIA .pkl or rosinality .pt)
+    encoder: str = ""  # encoder folder for the generator; empty: train one (encoder_steps) or start from w_avg
+    encoder_steps: int = 2000  # steps of encoder training when no encoder is given; 0: no encoder
     out: str = "runs/run"  # run folder
     seed: int = 0
     align: AlignConfig = field(default_factory=AlignConfig)
