@@ -96,3 +96,15 @@ def test_interrupted_stage_resumes_with_same_key_and_restarts_with_another(tmp_p
         run.run_stage("s", {"k": 9}, {}, build_killed)
     run.run_stage("s", {"k": 1}, {}, build_resuming)
     assert done == [True, False]  # started under another key: emptied first
+
+
+def test_atomic_outputs_get_ordinary_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    write_text_atomic(tmp_path / "f.txt", "x")
+    with atomic_dir(tmp_path / "d") as tmp:
+        (tmp / "g.txt").write_text("y")
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o777 & ~umask
