@@ -1,0 +1,223 @@
+"""Nuisance attributes, their linear directions in latent space, and their removal.
+
+Real photos: background brightness and colour and clothing colour are measured in the aligned photo
+within the mask regions; head pose comes from the aligned landmarks (roll: angle of the eye line; yaw:
+horizontal offset of the nose tip from the eye midpoint, in the eye-line frame, per eye distance).  The
+synthetic world supplies its true factors instead.  A ridge probe per attribute (alpha by inner CV) gives
+a direction in latent space (its weight vector) and a 5-fold CV R^2 that says how linearly the codes
+encode the attribute; the cosine between that direction and the health direction says whether the model
+could be reading it.  Removal projects codes onto the orthogonal complement of the nuisance directions.
+Repeating probe-and-project (iterative null-space projection, Ravfogel et al., ACL 2020) removes what a
+single probe leaves behind, but when the training split is confounded later rounds also find the genuine
+facial signal that merely correlates with the nuisance there, so the default is one round.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from stylesurv.errors import InputError
+from stylesurv.explain.attribution import patient_file, read_mask
+
+RIDGE_ALPHAS = np.logspace(-3, 4, 15)
+NOSE_TIP = 30
+
+
+def colour_features(pixels: np.ndarray) -> tuple[float, float, float]:
+    """Brightness (mean of R, G, B) and two opponent colour axes (R - G, (R + G) / 2 - B) of [K, 3] in 0-1."""
+    if len(pixels) == 0:
+        return (np.nan, np.nan, np.nan)
+    r, g, b = pixels.astype(np.float64).mean(axis=0)
+    return (float((r + g + b) / 3), float(r - g), float((r + g) / 2 - b))
+
+
+def head_pose(landmarks: np.ndarray) -> tuple[float, float]:
+    """Roll in degrees (eye line vs horizontal, positive clockwise in image) and yaw as nose offset per eye
+    distance (positive: nose toward the image's right), from 68 points [68, 2]."""
+    lm = np.asarray(landmarks, dtype=np.float64).reshape(68, 2)
+    eye_left, eye_right = lm[36:42].mean(axis=0), lm[42:48].mean(axis=0)
+    axis = eye_right - eye_left
+    distance = float(np.hypot(*axis))
+    if distance == 0.0:
+        return (np.nan, np.nan)
+    roll = float(np.degrees(np.arctan2(axis[1], axis[0])))
+    offset = lm[NOSE_TIP] - 0.5 * (eye_left + eye_right)
+    yaw = float(offset @ axis / distance**2)
+    return roll, yaw
+
+
+def measure_photo_nuisances(aligned_dir: str | Path, patient_ids: list[str]) -> pd.DataFrame:
+    """Per patient: background and clothing brightness/colour from photo + mask, head roll and yaw from
+    landmarks.csv.  Columns a patient lacks (no mask, no landmarks) are NaN."""
+    aligned = Path(aligned_dir)
+    rows: dict[str, dict[str, float]] = {pid: {} for pid in patient_ids}
+    for pid in patient_ids:
+        photo_path = patient_file(aligned, pid)
+        mask_path = patient_file(aligned / "masks", pid)
+        if photo_path is None or mask_path is None or not photo_path.is_file() or not mask_path.is_file():
+            continue
+        try:
+            with Image.open(photo_path) as img:
+                photo = np.asarray(img.convert("RGB"), dtype=np.float64) / 255.0
+        except OSError as exc:
+            raise InputError(f"{photo_path}: unreadable aligned photo ({exc})") from None
+        mask = read_mask(mask_path, photo.shape[0])
+        for region, label in (("background", 0), ("clothing", 2)):
+            brightness, red_green, yellow_blue = colour_features(photo[mask == label])
+            rows[pid].update(
+                {
+                    f"{region}_brightness": brightness,
+                    f"{region}_red_green": red_green,
+                    f"{region}_yellow_blue": yellow_blue,
+                }
+            )
+    landmarks_csv = aligned / "landmarks.csv"
+    if landmarks_csv.is_file():
+        table = pd.read_csv(landmarks_csv, dtype={"patient_id": str})
+        columns = [f"{axis}{i}" for i in range(68) for axis in ("x", "y")]
+        missing = [c for c in ["patient_id", *columns] if c not in table.columns]
+        if missing:
+            raise InputError(
+                f"{landmarks_csv}: missing column(s) {', '.join(missing[:4])}; re-run `stylesurv align`"
+            )
+        for pid, points in zip(table["patient_id"], table[columns].to_numpy(dtype=np.float64), strict=True):
+            if pid in rows and np.all(np.isfinite(points)):
+                rows[pid]["head_roll_deg"], rows[pid]["head_yaw"] = head_pose(points.reshape(68, 2))
+    frame = pd.DataFrame.from_dict(rows, orient="index").reindex(list(rows))
+    frame.index.name = "patient_id"
+    return frame.reset_index()
+
+
+@dataclass
+class Probe:
+    """A linear probe of one attribute in latent space."""
+
+    name: str
+    r2_cv: float  # 5-fold CV R^2 of the ridge probe
+    cosine: float  # cosine between the probe direction and the health direction
+    direction: np.ndarray  # unit weight vector in the flattened latent space
+    n: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "r2_cv": self.r2_cv, "cosine": self.cosine, "n": self.n}
+
+
+def fit_probe(
+    codes: np.ndarray, target: np.ndarray, folds: int = 5, seed: int = 0
+) -> tuple[np.ndarray, float]:
+    """Unit ridge weight vector and CV R^2 of predicting ``target`` [N] from flattened ``codes`` [N, D]."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import KFold, cross_val_score
+
+    x = np.asarray(codes, dtype=np.float64).reshape(len(codes), -1)
+    y = np.asarray(target, dtype=np.float64)
+    model = RidgeCV(alphas=RIDGE_ALPHAS)
+    cv = KFold(n_splits=min(folds, len(y)), shuffle=True, random_state=seed)
+    r2 = float(np.mean(cross_val_score(model, x, y, cv=cv, scoring="r2")))
+    weights = model.fit(x, y).coef_
+    norm = np.linalg.norm(weights)
+    return (weights / norm if norm > 0 else weights), r2
+
+
+def probe_attributes(
+    codes: np.ndarray,
+    table: pd.DataFrame,
+    patient_ids: list[str],
+    health: np.ndarray,
+    min_n: int = 10,
+    seed: int = 0,
+) -> list[Probe]:
+    """A probe for every numeric column of ``table`` (rows matched on patient_id) with enough values."""
+    aligned = table.set_index(table["patient_id"].astype(str)).reindex([str(p) for p in patient_ids])
+    flat = np.asarray(codes, dtype=np.float64).reshape(len(codes), -1)
+    d = health.reshape(-1) / np.linalg.norm(health)
+    probes = []
+    for name in aligned.columns:
+        if name == "patient_id" or not pd.api.types.is_numeric_dtype(aligned[name]):
+            continue
+        values = aligned[name].to_numpy(dtype=np.float64)
+        keep = np.isfinite(values)
+        if keep.sum() < min_n or np.std(values[keep]) == 0:
+            continue
+        direction, r2 = fit_probe(flat[keep], values[keep], seed=seed)
+        probes.append(Probe(str(name), r2, float(direction @ d), direction, int(keep.sum())))
+    return probes
+
+
+def orthonormal_basis(directions: np.ndarray, tol: float = 1e-8) -> np.ndarray:
+    """An orthonormal basis [K, D] of the span of directions [M, D] (rank-revealing, via SVD)."""
+    if len(directions) == 0:
+        return np.zeros((0, directions.shape[1] if directions.ndim == 2 else 0))
+    _, s, vt = np.linalg.svd(np.asarray(directions, dtype=np.float64), full_matrices=False)
+    return vt[s > tol * max(s.max(), 1.0)]
+
+
+def project_out(codes: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """Codes with their components along the orthonormal ``basis`` [K, D] removed (same shape as codes)."""
+    codes = np.asarray(codes, dtype=np.float64)
+    flat = codes.reshape(len(codes), -1)
+    return (flat - (flat @ basis.T) @ basis).reshape(codes.shape)
+
+
+def nuisance_basis(
+    codes: np.ndarray, targets: pd.DataFrame, rounds: int = 1, min_r2: float = 0.05, seed: int = 0
+) -> np.ndarray:
+    """Orthonormal basis of nuisance directions, found by up to ``rounds`` of probe-and-project on ``codes``.
+
+    ``targets`` holds one numeric column per nuisance attribute, rows in the order of ``codes``.  A probe
+    whose CV R^2 is below ``min_r2`` has nothing left to find, and its (noise) direction is not removed.
+    """
+    flat = np.asarray(codes, dtype=np.float64).reshape(len(codes), -1)
+    basis = np.zeros((0, flat.shape[1]))
+    for _ in range(rounds):
+        projected = project_out(flat, basis)
+        found = []
+        for name in targets.columns:
+            values = targets[name].to_numpy(dtype=np.float64)
+            keep = np.isfinite(values)
+            if keep.sum() >= 10 and np.std(values[keep]) > 0:
+                direction, r2 = fit_probe(projected[keep], values[keep], seed=seed)
+                if r2 >= min_r2:
+                    found.append(direction)
+        if not found:
+            break
+        basis = orthonormal_basis(np.concatenate([basis, np.array(found)]))
+    return basis
+
+
+# The synthetic world's truth.csv: which columns are the face's health and which are nuisance.
+HEALTH_FACTORS = ("lp_face", "cachexia", "pallor", "periorbital", "age")
+NUISANCE_FACTORS = (
+    "background_value", "background_saturation", "clothing_value", "clothing_saturation",
+    "light_angle", "light_strength", "yaw", "roll", "head_scale", "glasses", "jpeg_quality", "noise_sigma",
+)  # fmt: skip
+HUE_FACTORS = ("background_hue", "clothing_hue")  # circular in [0, 1): probed as cos and sin
+
+
+def truth_factors(truth_csv: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The health factors and the nuisance factors of a synthetic world's truth.csv (patient_id first).
+
+    Hues are circular, so each becomes two columns (``<name>_cos``, ``<name>_sin``) a linear probe can use.
+    """
+    path = Path(truth_csv)
+    try:
+        truth = pd.read_csv(path, dtype={"patient_id": str})
+    except FileNotFoundError:
+        raise InputError(f"{path}: truth table not found (written by `stylesurv synth`)") from None
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise InputError(f"{path}: unreadable truth table ({exc})") from None
+    if "patient_id" not in truth.columns:
+        raise InputError(f"{path}: no patient_id column; is this a synthetic world's truth.csv?")
+    health = truth[["patient_id", *[c for c in HEALTH_FACTORS if c in truth.columns]]]
+    nuisance = truth[["patient_id", *[c for c in NUISANCE_FACTORS if c in truth.columns]]].copy()
+    for name in HUE_FACTORS:
+        if name in truth.columns:
+            angle = 2 * np.pi * truth[name].to_numpy(dtype=np.float64)
+            nuisance[f"{name}_cos"], nuisance[f"{name}_sin"] = np.cos(angle), np.sin(angle)
+    return health, nuisance

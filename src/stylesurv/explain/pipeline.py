@@ -1,0 +1,310 @@
+"""`stylesurv explain` as a library call: direction, attribute, edited faces, attribution, nuisance probes.
+
+Everything is written into one output folder, atomically (a killed run leaves the previous folder):
+
+    health_attribute.csv      patient_id, health_attribute (+ health_<group> for W+ codes)
+    edit_mean.png / .gif      the cohort-mean code moved along the direction (generated face, shareable)
+    edit_patients.png / .gif  chosen patients moved along the direction (rows)
+    recon/<patient_id>.png    the chosen patients' reconstructions (a = 0)
+    attribution.png           energy shares per mask region (with --aligned)
+    nuisance.csv              probe R^2 and cosine with the direction per attribute
+    summary.json              every number above, the inputs and the options
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stylesurv.console import info, warn
+from stylesurv.errors import InputError
+from stylesurv.explain.attribution import attribute_regions, load_masks, patient_file
+from stylesurv.explain.direction import HealthDirection, codes_in_space, health_direction
+from stylesurv.explain.edit import image_grid, render_edits, save_gif, save_png, symmetric_alphas
+from stylesurv.explain.nuisance import (
+    Probe,
+    measure_photo_nuisances,
+    nuisance_basis,
+    probe_attributes,
+    project_out,
+    truth_factors,
+)
+from stylesurv.invert.latents import Latents
+from stylesurv.run import write_bytes_atomic, write_json_atomic, write_text_atomic
+
+
+@dataclass
+class ExplainOptions:
+    """Knobs of the explain stage (all have defaults that suit a 64 px cohort on a CPU)."""
+
+    max_sd: float = 3.0  # edits span -max_sd .. +max_sd attribute SDs
+    steps: int = 7  # columns of the edit grids (odd, so a = 0 is one of them)
+    patients: list[str] = field(default_factory=list)  # edited patients; empty: spread over the attribute
+    n_patients: int = 4  # how many patients to edit when none are named
+    attribution_patients: int = 64  # patients whose image change is measured (seeded sample)
+    n_random: int = 8  # random directions of the attribution baseline
+    step_sd: float = 1.0  # attribution step, in attribute SDs
+    seed: int = 0
+    batch: int = 16
+    gif_scale: int = 2  # GIF pixels per image pixel
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def choose_patients(ids: np.ndarray, attribute: np.ndarray, wanted: list[str], count: int) -> list[str]:
+    """The named patients (all must exist), or ``count`` patients spread evenly over the attribute's range."""
+    known = set(ids.tolist())
+    missing = [p for p in wanted if p not in known]
+    if missing:
+        raise InputError(f"patient(s) {', '.join(missing[:5])} not in the latents file; check --patients")
+    if wanted:
+        return list(wanted)
+    order = np.argsort(attribute, kind="stable")
+    picks = np.unique(np.linspace(0, len(order) - 1, min(count, len(order))).round().astype(int))
+    return [str(ids[order[i]]) for i in picks]
+
+
+def attribute_table(latents: Latents, direction: HealthDirection, codes: np.ndarray) -> pd.DataFrame:
+    """Per patient: the health attribute and, for W+ directions, the attribute of each layer group."""
+    table = pd.DataFrame({"patient_id": latents.patient_id, "health_attribute": direction.attribute(codes)})
+    for name, values in direction.group_attributes(codes).items():
+        table[f"health_{name}"] = values
+    return table
+
+
+def _correlations(attribute: pd.DataFrame, factors: pd.DataFrame) -> dict[str, float]:
+    merged = attribute.merge(factors, on="patient_id", how="inner")
+    out = {}
+    for name in factors.columns:
+        if name == "patient_id":
+            continue
+        values = merged[name].to_numpy(dtype=np.float64)
+        keep = np.isfinite(values)
+        if keep.sum() >= 3 and np.std(values[keep]) > 0:
+            out[name] = float(np.corrcoef(merged["health_attribute"].to_numpy()[keep], values[keep])[0, 1])
+    return out
+
+
+def explain_run(
+    bundle: Any,
+    generator: Any,
+    latents: Latents,
+    out_dir: str | Path,
+    aligned_dir: str | Path | None = None,
+    truth_csv: str | Path | None = None,
+    options: ExplainOptions | None = None,
+    inputs: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Compute and write every explain output into ``out_dir``; return the summary that summary.json holds.
+
+    ``bundle`` needs ``latent_direction()``; ``generator`` the Generator API (``synthesis``, ``num_ws``).
+    ``extra`` is merged into the summary (e.g. the remove-nuisance evaluation).
+    """
+    from stylesurv.report.plots import attribution_figure
+    from stylesurv.run import atomic_dir
+
+    opts = options or ExplainOptions()
+    gradient = np.asarray(bundle.latent_direction(), dtype=np.float64)
+    codes = codes_in_space(latents, tuple(gradient.shape))
+    direction = health_direction(gradient, codes)
+    attributes = attribute_table(latents, direction, codes)
+    ids = latents.patient_id
+    # Faces are rendered from the richest codes (W+ when present), so reconstructions keep their detail.
+    render_codes = latents.wplus if latents.wplus is not None else codes
+    summary: dict[str, Any] = {
+        "inputs": inputs or {},
+        "options": opts.to_json(),
+        "n_patients": len(ids),
+        "space": "w" if gradient.ndim == 1 else "wplus",
+        "direction": direction.to_json(),
+        "images": {},
+    }
+    with atomic_dir(out_dir) as tmp:
+        write_text_atomic(tmp / "health_attribute.csv", attributes.to_csv(index=False, float_format="%.6g"))
+        np.save(tmp / "direction.npy", direction.vector.astype(np.float32))
+
+        alphas = symmetric_alphas(opts.max_sd, opts.steps)
+        summary["alphas"] = alphas.tolist()
+        info("rendering faces along the health direction")
+        mean_code = render_codes.mean(axis=0, keepdims=True)
+        mean_edit = render_edits(generator, mean_code, direction, alphas, opts.batch)
+        save_png(image_grid(mean_edit), tmp / "edit_mean.png")
+        save_gif(mean_edit, tmp / "edit_mean.gif", scale=opts.gif_scale)
+        summary["images"].update(edit_mean="edit_mean.png", edit_mean_gif="edit_mean.gif")
+
+        chosen = choose_patients(
+            ids, attributes["health_attribute"].to_numpy(), opts.patients, opts.n_patients
+        )
+        rows = np.array([np.flatnonzero(ids == pid)[0] for pid in chosen])
+        patient_edit = render_edits(generator, render_codes[rows], direction, alphas, opts.batch)
+        save_png(image_grid(patient_edit), tmp / "edit_patients.png")
+        save_gif(patient_edit, tmp / "edit_patients.gif", scale=opts.gif_scale)
+        summary["images"].update(edit_patients="edit_patients.png", edit_patients_gif="edit_patients.gif")
+        summary["patients"] = chosen
+        summary["images"]["recon"] = _write_recons(tmp / "recon", chosen, patient_edit[:, len(alphas) // 2])
+
+        probes: list[tuple[str, Probe]] = []
+        if aligned_dir is not None:
+            summary["attribution"] = _attribution(
+                generator, render_codes, ids, direction, Path(aligned_dir), opts
+            )
+            if summary["attribution"] is not None:
+                write_bytes_atomic(tmp / "attribution.png", attribution_figure(summary["attribution"]))
+                summary["images"]["attribution"] = "attribution.png"
+            measured = measure_photo_nuisances(aligned_dir, ids.tolist())
+            found = probe_attributes(codes, measured, ids.tolist(), direction.vector, seed=opts.seed)
+            probes += [("photo", p) for p in found]
+        if truth_csv is not None:
+            health, nuisance = truth_factors(truth_csv)
+            summary["truth_correlations"] = _correlations(attributes, health)
+            found = probe_attributes(codes, nuisance, ids.tolist(), direction.vector, seed=opts.seed)
+            probes += [("truth", p) for p in found]
+        if probes:
+            table = pd.DataFrame([{"source": s, **p.to_json()} for s, p in probes])
+            write_text_atomic(tmp / "nuisance.csv", table.to_csv(index=False, float_format="%.6g"))
+            summary["probes"] = {
+                "source": " and ".join(sorted({s for s, _ in probes})),
+                "items": [{"source": s, **p.to_json()} for s, p in probes],
+            }
+        summary.update(extra or {})
+        write_json_atomic(tmp / "summary.json", summary)
+    return summary
+
+
+def _write_recons(folder: Path, chosen: list[str], images: np.ndarray) -> dict[str, str]:
+    from PIL import Image
+
+    written = {}
+    for pid, image in zip(chosen, images, strict=True):
+        path = patient_file(folder, pid)
+        if path is None:
+            warn(f"patient id {pid!r} cannot name a file; its reconstruction is not written")
+            continue
+        save_png(Image.fromarray(image), path)
+        written[pid] = f"recon/{path.name}"
+    return written
+
+
+def _attribution(
+    generator: Any,
+    codes: np.ndarray,
+    ids: np.ndarray,
+    direction: HealthDirection,
+    aligned: Path,
+    opts: ExplainOptions,
+) -> dict[str, Any] | None:
+    if not (aligned / "masks").is_dir():
+        warn(f"{aligned}/masks not found: the face/background/clothing attribution is skipped")
+        return None
+    rng = np.random.default_rng(opts.seed)
+    rows = np.sort(rng.choice(len(ids), size=min(opts.attribution_patients, len(ids)), replace=False))
+    masks, fallback = load_masks(aligned, ids[rows].tolist(), generator.img_resolution)
+    info(
+        f"measuring where the direction changes the image ({len(rows)} patients, {opts.n_random} random "
+        "directions)"
+    )
+    result = attribute_regions(
+        generator, codes[rows], direction, masks, opts.n_random, opts.step_sd, opts.seed, opts.batch, fallback
+    )
+    return result.to_json()
+
+
+# ------------------------------------------------------------------------------------- nuisance removal
+def held_out_split(
+    patient_ids: np.ndarray, event: np.ndarray, truth: pd.DataFrame | None, seed: int
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """Train and test row indices: the synthetic world's own split column when there is one, else a seeded
+    70/30 split stratified by event."""
+    if truth is not None and "split" in truth.columns:
+        split = truth.set_index(truth["patient_id"].astype(str))["split"].reindex(patient_ids.tolist())
+        train, test = np.flatnonzero(split == "train"), np.flatnonzero(split == "test")
+        if len(train) and len(test):
+            return train, test, "truth.csv split column"
+    from sklearn.model_selection import train_test_split
+
+    rows = np.arange(len(patient_ids))
+    train, test = train_test_split(rows, test_size=0.3, random_state=seed, stratify=event.astype(int))
+    return np.sort(train), np.sort(test), f"random 70/30 split stratified by event (seed {seed})"
+
+
+def remove_nuisance_evaluation(
+    bundle_dir: str | Path,
+    latents: Latents,
+    cohort_dir: str | Path,
+    aligned_dir: str | Path | None,
+    truth_csv: str | Path | None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Held-out C-index of the bundle's model refitted on plain codes and on codes with nuisance removed.
+
+    The nuisance directions are found on the training patients only (ridge probes of the truth's nuisance
+    factors, or of the attributes measured in the aligned photos, by iterative null-space projection), then
+    removed from every code.  With the synthetic world's truth, it also reports how well each refitted
+    model's health attribute tracks the true facial linear predictor on the held-out patients.
+    """
+    import dataclasses
+
+    from stylesurv.survival.bundle import SurvivalBundle, load_bundle
+    from stylesurv.survival.data import FeatureSpec, join_latents, read_cohort_table
+    from stylesurv.survival.metrics import harrell_c
+    from stylesurv.survival.models import IMAGE_KINDS, ModelFactory
+    from stylesurv.survival.validation import fit_all
+
+    bundle = load_bundle(bundle_dir)
+    spec = FeatureSpec(
+        space=bundle.spec.space,
+        wplus_reduce=bundle.spec.wplus_reduce,
+        layer_groups=bundle.spec.layer_groups,
+        pca=bundle.spec.pca,
+    )
+    if spec.space not in ("w", "wplus"):
+        raise InputError(f"--remove-nuisance needs a model fitted on latent codes, not {bundle.model_name!r}")
+    kind = bundle.kind if bundle.kind in IMAGE_KINDS else "coxnet"
+    data = join_latents(latents, read_cohort_table(cohort_dir), spec.space)
+    ids = data.patient_id
+    truth = None
+    if truth_csv is not None:
+        health, targets = truth_factors(truth_csv)
+        truth = pd.read_csv(truth_csv, dtype={"patient_id": str})
+        source = "truth"
+    else:
+        assert aligned_dir is not None
+        health, targets, source = None, measure_photo_nuisances(aligned_dir, ids.tolist()), "photo"
+    targets = (
+        targets.set_index(targets["patient_id"].astype(str)).reindex(ids.tolist()).drop(columns="patient_id")
+    )
+    train, test, split_name = held_out_split(ids, data.event, truth, seed)
+    codes = np.asarray(data.codes, dtype=np.float64)
+    basis = nuisance_basis(codes[train], targets.iloc[train], seed=seed)
+    cleaned = dataclasses.replace(data, codes=project_out(codes, basis))
+    factory = ModelFactory(kind)
+    result: dict[str, Any] = {
+        "model": kind,
+        "split": split_name,
+        "n_train": int(len(train)),
+        "n_test": int(len(test)),
+        "nuisance_source": source,
+        "nuisances": list(targets.columns),
+        "n_directions": int(len(basis)),
+    }
+    for label, variant in (("plain", data), ("removed", cleaned)):
+        info(f"refitting {kind} on the training split ({label} codes)")
+        pipeline, model = fit_all(variant.subset(train), spec, factory, seed)
+        test_data = variant.subset(test)
+        risk = model.predict(pipeline.transform(test_data))
+        result[f"c_index_{label}"] = harrell_c(test_data.time, test_data.event, risk)
+        if health is not None and "lp_face" in health.columns and model.is_linear:
+            refit = SurvivalBundle(kind, pipeline, model, 0.0, 1.0, {})
+            # The cleaned model sees P x, so its gradient w.r.t. x is P g (P: the orthogonal projection).
+            gradient = refit.latent_direction().reshape(1, -1)
+            gradient = project_out(gradient, basis) if label == "removed" else gradient
+            attribute = -codes[test].reshape(len(test), -1) @ gradient.reshape(-1)
+            truth_lp = health.set_index("patient_id")["lp_face"].reindex(ids[test].tolist()).to_numpy(float)
+            result[f"r_lp_face_{label}"] = float(np.corrcoef(attribute, truth_lp)[0, 1])
+    return result

@@ -1,0 +1,223 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stylesurv.cli import main
+from stylesurv.explain.direction import health_direction
+from stylesurv.explain.pipeline import ExplainOptions, explain_run, remove_nuisance_evaluation
+from stylesurv.invert.latents import Latents, save_latents
+from tests.explain.toys import region_generator
+
+
+class GradientBundle:
+    def __init__(self, gradient: np.ndarray) -> None:
+        self.gradient = gradient
+
+    def latent_direction(self) -> np.ndarray:
+        return self.gradient
+
+
+def test_explain_writes_every_output(tmp_path: Path) -> None:
+    gen = region_generator()
+    rng = np.random.default_rng(0)
+    ids = np.array([f"p{i}" for i in range(30)] + ["../evil"])
+    codes = rng.standard_normal((31, gen.num_ws, gen.w_dim))
+    latents = Latents(patient_id=ids, wplus=codes.astype(np.float32))
+    gradient = np.zeros((gen.num_ws, gen.w_dim))
+    gradient[0, 1] = 1.0
+    truth = pd.DataFrame({"patient_id": ids, "lp_face": codes[:, 0, 1], "background_value": codes[:, 0, 0]})
+    truth.to_csv(tmp_path / "truth.csv", index=False)
+    options = ExplainOptions(steps=5, patients=["p3", "../evil"], n_random=2)
+    summary = explain_run(
+        GradientBundle(gradient),
+        gen,
+        latents,
+        tmp_path / "out",
+        truth_csv=tmp_path / "truth.csv",
+        options=options,
+    )
+    out = tmp_path / "out"
+    for name in (
+        "edit_mean.png",
+        "edit_mean.gif",
+        "edit_patients.png",
+        "edit_patients.gif",
+        "summary.json",
+        "health_attribute.csv",
+        "nuisance.csv",
+        "recon/p3.png",
+    ):
+        assert (out / name).is_file(), name
+    assert list((out / "recon").iterdir()) == [out / "recon" / "p3.png"]  # the unsafe id names no file
+    assert json.loads((out / "summary.json").read_text())["patients"] == ["p3", "../evil"]
+    table = pd.read_csv(out / "health_attribute.csv")
+    assert len(table) == 31 and list(table.columns) == ["patient_id", "health_attribute", "health_coarse"]
+    # Risk rises with lp_face, so the health attribute is exactly its negative (standardised).
+    assert summary["truth_correlations"]["lp_face"] == pytest.approx(-1.0)
+    probe = {p["name"]: p for p in summary["probes"]["items"]}["background_value"]
+    assert probe["r2_cv"] > 0.95 and abs(probe["cosine"]) < 0.05
+
+
+def _synthetic_cohort(root: Path, n: int = 240, seed: int = 0) -> tuple[Latents, np.ndarray]:
+    """Codes whose axis 0 is the facial risk and axis 1 a background that tracks death in the training split
+    only (like `synth --confounded`)."""
+    rng = np.random.default_rng(seed)
+    codes = rng.standard_normal((n, 6))
+    face = codes[:, 0]
+    split = np.where(rng.uniform(size=n) < 0.7, "train", "test")
+    time = rng.exponential(np.exp(-1.2 * face)) * 1000 + 1.0
+    event = (rng.uniform(size=n) < 0.8).astype(int)
+    early = time < np.median(time)
+    background = np.where(
+        split == "train", np.where(early, 1.5, -1.5) + 0.3 * rng.standard_normal(n), codes[:, 1]
+    )
+    codes[:, 1] = background
+    ids = np.array([f"s{i:03d}" for i in range(n)])
+    root.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"patient_id": ids, "time": time.round(1), "event": event}).to_csv(
+        root / "clinical.csv", index=False
+    )
+    pd.DataFrame(
+        {"patient_id": ids, "lp_face": 1.2 * face, "background_value": background, "split": split}
+    ).to_csv(root / "truth.csv", index=False)
+    latents = Latents(patient_id=ids, w=codes.astype(np.float32))
+    save_latents(root / "latents.npz", latents)
+    return latents, codes
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Latents]:
+    from stylesurv.survival.bundle import fit_bundle
+    from stylesurv.survival.data import FeatureSpec, join_latents, read_cohort_table
+    from stylesurv.survival.models import ModelFactory
+
+    root = tmp_path_factory.mktemp("cohort")
+    latents, _ = _synthetic_cohort(root)
+    data = join_latents(latents, read_cohort_table(root), "w")
+    fit_bundle(
+        data, FeatureSpec(space="w"), ModelFactory("coxnet"), root / "bundle", folds=3, n_permutations=0
+    )
+    return root, latents
+
+
+def test_direction_of_a_fitted_coxnet_bundle_points_away_from_the_risk_axes(
+    fitted: tuple[Path, Latents],
+) -> None:
+    from stylesurv.survival.bundle import load_bundle
+
+    root, latents = fitted
+    bundle = load_bundle(root / "bundle")
+    d = health_direction(bundle, latents.codes("w"))
+    # Risk rises along the face axis and (confounded) the background axis, so d points against both.
+    assert d.vector[0] < -0.5 and d.vector[1] < -0.3 and np.abs(d.vector[2:]).max() < 0.2
+    risk = bundle.predict(latents)
+    assert np.corrcoef(d.attribute(latents.codes("w")), risk)[0, 1] == pytest.approx(-1.0, abs=1e-6)
+
+
+def test_removing_the_confounded_background_keeps_the_held_out_c_index(
+    fitted: tuple[Path, Latents], tmp_path: Path
+) -> None:
+    from stylesurv.report.html import write_report
+
+    root, latents = fitted
+    result = remove_nuisance_evaluation(root / "bundle", latents, root, None, root / "truth.csv", seed=0)
+    assert result["split"] == "truth.csv split column" and result["n_directions"] >= 1
+    # The plain model learns the background, which carries no signal in the test split.
+    assert result["c_index_removed"] > result["c_index_plain"] + 0.03
+    # Health attribute vs the true facial risk on held-out patients: strongly negative once cleaned.
+    assert result["r_lp_face_removed"] < -0.95 < result["r_lp_face_plain"]
+    # The report shows the evaluation as it comes out of it.
+    gradient = np.zeros(6)
+    gradient[0] = 1.0
+    explain_run(
+        GradientBundle(gradient),
+        region_generator(),
+        latents,
+        tmp_path / "run" / "explain",
+        options=ExplainOptions(steps=3, n_random=1),
+        extra={"remove_nuisance": result},
+    )
+    html = write_report(tmp_path / "run", no_photos=True)[0].read_text()
+    assert "codes without nuisance directions" in html and f"{result['c_index_removed']:.3f}" in html
+
+
+def test_explain_command_needs_cohort_for_remove_nuisance(
+    fitted: tuple[Path, Latents], tmp_path: Path
+) -> None:
+    root, _ = fitted
+    args = [
+        "explain",
+        "--bundle",
+        str(root / "bundle"),
+        "--generator",
+        str(tmp_path / "g.safetensors"),
+        "--latents",
+        str(root / "latents.npz"),
+        "--out",
+        str(tmp_path / "o"),
+        "--remove-nuisance",
+    ]
+    assert main(args) == 1
+    assert main([*args[:-1], "--steps", "4"]) == 1
+
+
+def test_explain_command_end_to_end(fitted: tuple[Path, Latents], tmp_path: Path) -> None:
+    from PIL import Image
+
+    from stylesurv.gan.checkpoint import save_networks
+    from stylesurv.gan.networks import Generator
+    from tests.explain.toys import region_mask
+
+    root, latents = fitted
+    gen = Generator(
+        z_dim=6,
+        c_dim=0,
+        w_dim=6,
+        img_resolution=16,
+        img_channels=3,
+        mapping_kwargs={"num_layers": 1},
+        synthesis_kwargs={"channel_base": 128, "channel_max": 16},
+    )
+    save_networks(tmp_path / "g.safetensors", G_ema=gen)
+    aligned = tmp_path / "aligned"
+    (aligned / "masks").mkdir(parents=True)
+    for pid in latents.patient_id[:20]:
+        Image.fromarray(region_mask(32)).save(aligned / "masks" / f"{pid}.png")
+        Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(aligned / f"{pid}.png")
+    out = tmp_path / "explain"
+    code = main(
+        [
+            "-q",
+            "explain",
+            "--bundle",
+            str(root / "bundle"),
+            "--generator",
+            str(tmp_path / "g.safetensors"),
+            "--latents",
+            str(root / "latents.npz"),
+            "--aligned",
+            str(aligned),
+            "--truth",
+            str(root / "truth.csv"),
+            "--remove-nuisance",
+            "--cohort",
+            str(root),
+            "--steps",
+            "3",
+            "--random-directions",
+            "2",
+            "--attribution-patients",
+            "8",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["attribution"]["n_patients"] == 8 and summary["attribution"]["n_fallback_masks"] <= 8
+    assert sum(summary["attribution"]["health"].values()) == pytest.approx(1.0)
+    assert summary["remove_nuisance"]["c_index_removed"] > summary["remove_nuisance"]["c_index_plain"]
+    assert summary["truth_correlations"]["lp_face"] < -0.5
