@@ -16,7 +16,7 @@ MOUTH_RIGHT = 54
 
 
 def eye_mouth_points(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Left eye centre, right eye centre and mouth centre (mean of the two mouth corners) of [68, 2] points."""
+    """Left eye centre, right eye centre and mouth centre (mean of the mouth corners) of [68, 2] points."""
     lm = np.asarray(landmarks, dtype=np.float64)
     if lm.shape != (68, 2):
         raise ValueError(f"expected 68 landmarks of shape (68, 2), got {lm.shape}")
@@ -63,3 +63,29 @@ def apply_affine(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Apply a 2x3 affine map to [K, 2] points."""
     points = np.asarray(points, dtype=np.float64)
     return points @ affine[:, :2].T + affine[:, 2]
+
+
+def _mirror_order() -> np.ndarray:
+    """Index of each point's mirror partner in the 68-point layout (left and right swap)."""
+    pairs = [(i, 16 - i) for i in range(17)]  # jaw
+    pairs += [(17 + i, 26 - i) for i in range(5)]  # brows
+    pairs += [(27 + i, 27 + i) for i in range(4)]  # nose bridge
+    pairs += [(31 + i, 35 - i) for i in range(5)]  # nostrils
+    pairs += [(36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]  # eyes
+    pairs += [(48 + i, 54 - i) for i in range(7)] + [(55, 59), (56, 58), (57, 57)]  # outer lips
+    pairs += [(60, 64), (61, 63), (62, 62), (65, 67), (66, 66)]  # inner lips
+    order = np.arange(68)
+    for a, b in pairs:
+        order[a], order[b] = b, a
+    return order
+
+
+MIRROR_ORDER = _mirror_order()
+
+
+def mirror_landmarks(landmarks: np.ndarray, width: float) -> np.ndarray:
+    """The 68 landmarks of the left-right mirrored image of the given width (points relabelled, so that
+    e.g. point 36 is again the outer corner of the image-left eye)."""
+    lm = np.asarray(landmarks, dtype=np.float64)
+    mirrored = np.stack([width - lm[:, 0], lm[:, 1]], axis=1)
+    return mirrored[MIRROR_ORDER]
