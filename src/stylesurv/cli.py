@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "stylesurv.survival.commands",
     "stylesurv.explain.commands",
     "stylesurv.report.commands",
+    "stylesurv.predict_commands",
     "stylesurv.pipeline_commands",
 )
 

@@ -78,6 +78,11 @@ def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
     return cls(**kwargs)
 
 
+def config_from_dict(data: dict[str, Any], where: str = "config") -> RunConfig:
+    """A RunConfig from a plain dict (a manifest's "config"), checking every key."""
+    return _from_dict(RunConfig, data, where)
+
+
 def load_config(path: str | Path) -> RunConfig:
     """Read a run config from TOML; unknown keys are an error that names them."""
     path = Path(path)

@@ -1,0 +1,362 @@
+"""The whole method as one resumable pipeline: validate, align, fine-tune, encoder, embed, fit, explain, report.
+
+Every stage runs through :class:`stylesurv.run.RunDir`: it is keyed by the hash of its inputs and config,
+skipped when nothing changed, resumed from what an interrupted run left when it was started with the same
+key, and marked done only when complete.  The run folder layout is the one the report reads:
+
+    RUN/manifest.json  validate/  aligned/  finetune/  encoder/  embed/  fit/<model>/  explain/  report.html
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stylesurv.config import RunConfig
+from stylesurv.console import info
+from stylesurv.errors import InputError
+from stylesurv.run import RunDir, StageResult, hash_tree, write_json_atomic
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+BASE_GENERATOR = ASSETS / "base_generator.safetensors"
+BASE_ENCODER = ASSETS / "base_encoder"
+PRIMARY_MODELS = ("coxnet", "coxph")  # bundles whose latent direction the explain stage uses, in order
+
+
+@dataclass
+class PipelineResult:
+    """What a pipeline run produced: the run folder, each stage's result, and the headline metrics."""
+
+    run_dir: Path
+    stages: list[StageResult] = field(default_factory=list)
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> cv summary means and CIs
+
+    @property
+    def report(self) -> Path:
+        return self.run_dir / "report.html"
+
+    def stage_times(self) -> dict[str, float]:
+        return {stage.name: stage.seconds for stage in self.stages}
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process and its finished children, in MB (Linux ru_maxrss is in kB)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024.0
+
+
+# -------------------------------------------------------------------------------------------------- stages
+def _validate(cohort: Path) -> Callable[[Path], None]:
+    def build(out: Path) -> None:
+        from stylesurv.cohort.table import validate_cohort
+
+        report = validate_cohort(cohort)
+        write_json_atomic(out / "summary.json", report.to_dict())
+        if not report.ok:
+            first = "; ".join(f"{p.file or ''} row {p.row}: {p.message}" for p in report.errors[:5])
+            raise InputError(
+                f"{cohort}: {len(report.errors)} problem(s) in the cohort ({first}); "
+                f"run `stylesurv validate {cohort}` for the full list and fixes"
+            )
+
+    return build
+
+
+def _align(cohort: Path, config: RunConfig) -> Callable[[Path], None]:
+    def build(out: Path) -> None:
+        from stylesurv.faces.folder import AlignOptions, align_cohort, safe_worker_count
+
+        landmarks = Path(config.align.landmarks) if config.align.landmarks else None
+        summary = align_cohort(
+            cohort, out, AlignOptions(resolution=config.align.resolution), landmarks, safe_worker_count(0)
+        )
+        info(summary.message())
+
+    return build
+
+
+def _finetune(aligned: Path, generator: Path, config: RunConfig) -> Callable[[Path], None]:
+    def build(out: Path) -> None:
+        from stylesurv.gan.checkpoint import save_networks
+        from stylesurv.gan.train import TrainOptions, snapshot_generator, train
+
+        ft = config.finetune
+        options = TrainOptions(
+            data=str(aligned),
+            out=str(out / "train"),
+            resume=str(generator),
+            kimg=ft.kimg,
+            batch=ft.batch,
+            aug=ft.aug,
+            freeze_d=ft.freeze_d,
+            seed=config.seed,
+            snap_minutes=1.0,
+        )
+        result = train(options)
+        G, D, meta = snapshot_generator(result.snapshot)
+        save_networks(out / "generator.safetensors", G_ema=G, D=D, extra_meta={"kimg": result.nimg / 1000})
+
+    return build
+
+
+def _encoder(generator: Path, config: RunConfig) -> Callable[[Path], None]:
+    def build(out: Path) -> None:
+        from stylesurv.gan.checkpoint import load_generator
+        from stylesurv.invert.encoder import EncoderTrainConfig, save_encoder, train_encoder
+
+        G = load_generator(generator)
+        encoder = train_encoder(G, EncoderTrainConfig(steps=config.encoder_steps, seed=config.seed))
+        save_encoder(out, encoder, {"generator": str(generator), "steps": config.encoder_steps})
+
+    return build
+
+
+def _embed(aligned: Path, generator: Path, encoder: Path | None, config: RunConfig) -> Callable[[Path], None]:
+    def build(out: Path) -> None:
+        from stylesurv.gan.checkpoint import load_generator
+        from stylesurv.invert.embed import EmbedConfig, Networks, embed_folder
+        from stylesurv.invert.encoder import load_encoder
+        from stylesurv.invert.project import ProjectConfig
+        from stylesurv.run import sha256_file
+
+        networks = Networks(generator=load_generator(generator), generator_sha256=sha256_file(generator))
+        if encoder is not None:
+            networks.encoder = load_encoder(encoder)
+            networks.encoder_sha256 = hash_tree(encoder)
+        embed_config = EmbedConfig(
+            project=ProjectConfig(space=config.embed.space, steps=config.embed.steps),
+            batch=config.embed.batch,
+            seed=config.seed,
+        )
+        embed_folder(aligned, networks, out / "latents.npz", embed_config)
+
+    return build
+
+
+def _fit(latents: Path, cohort: Path, model: str, clinical: list[str], config: RunConfig) -> Callable[[Path], None]:
+    def build(out: Path) -> None:
+        from stylesurv.survival.commands import fit
+
+        fit(
+            cohort=cohort,
+            out=out,
+            latents=latents if model != "clinical" else None,
+            model=model,
+            clinical=",".join(clinical),
+            folds=config.fit.folds,
+            repeats=config.fit.repeats,
+            seed=config.seed,
+            permutations=config.fit.permutations,
+        )
+
+    return build
+
+
+def _explain(bundle: Path, generator: Path, latents: Path, aligned: Path, truth: Path | None) -> Callable[[Path], None]:
+    def build(out: Path) -> None:
+        from stylesurv.explain.pipeline import ExplainOptions, explain_run
+        from stylesurv.gan.checkpoint import load_generator
+        from stylesurv.invert.latents import load_latents
+        from stylesurv.survival.bundle import load_bundle
+
+        explain_run(
+            load_bundle(bundle),
+            load_generator(generator),
+            load_latents(latents),
+            out,
+            aligned_dir=aligned,
+            truth_csv=truth,
+            options=ExplainOptions(),
+        )
+
+    return build
+
+
+# ------------------------------------------------------------------------------------------- reading a run
+@dataclass(frozen=True)
+class RunArtifacts:
+    """Where a finished run keeps what `predict` needs to score new photos the same way."""
+
+    config: RunConfig
+    generator: Path  # the generator the codes were embedded with (fine-tuned when fine-tuning ran)
+    encoder: Path | None  # encoder folder used to initialise the embedding, if any
+    latents: Path  # the cohort's latents file
+    bundles: dict[str, Path]  # model name -> bundle folder
+    aligned: Path  # the cohort's aligned folder (settings in align.json)
+
+
+def read_run(run_dir: str | Path) -> RunArtifacts:
+    """The artefacts of a finished run folder, with an InputError naming what is missing."""
+    from stylesurv.config import config_from_dict
+
+    if not (Path(run_dir) / "manifest.json").is_file():
+        raise InputError(f"{run_dir}: not a stylesurv run folder (no manifest.json); give the --out of a run")
+    run = RunDir(run_dir)
+    manifest = run.read_manifest()
+    if "config" not in manifest:
+        raise InputError(f"{run.root}: not a stylesurv run folder (no manifest.json with a config)")
+    config = config_from_dict(manifest["config"], str(run.root / "manifest.json"))
+    finetuned = run.stage_path("finetune") / "generator.safetensors"
+    generator = finetuned if run.stage_key("finetune") and finetuned.is_file() else Path(config.generator)
+    encoder = Path(config.encoder) if config.encoder else None
+    if encoder is None and run.stage_key("encoder"):
+        encoder = run.stage_path("encoder")
+    latents = run.stage_path("embed") / "latents.npz"
+    fit_root = run.root / "fit"
+    bundles = {p.name: p for p in sorted(fit_root.glob("*")) if (p / "model.json").is_file()}
+    missing = [name for name, ok in (("generator", generator.is_file()), ("latents", latents.is_file()),
+                                     ("a fitted model", bool(bundles))) if not ok]
+    if missing:
+        raise InputError(f"{run.root}: the run is unfinished ({', '.join(missing)} missing); run it to the end first")
+    return RunArtifacts(config, generator, encoder, latents, bundles, run.stage_path("aligned"))
+
+
+# ------------------------------------------------------------------------------------------------ pipeline
+def run_pipeline(config: RunConfig) -> PipelineResult:
+    """Run (or resume) every stage of ``config`` into its run folder and write the report."""
+    cohort = Path(config.cohort)
+    generator = Path(config.generator)
+    if not (cohort / "clinical.csv").is_file():
+        raise InputError(f"{cohort}: no clinical.csv; give a cohort folder (see `stylesurv validate --help`)")
+    if not generator.is_file():
+        raise InputError(f"{generator}: generator checkpoint not found")
+    run = RunDir(config.out)
+    run.update_manifest(config=config.to_dict(), seed=config.seed)
+    result = PipelineResult(run_dir=run.root)
+    clinical_csv = cohort / "clinical.csv"
+
+    def stage(name: str, cfg: dict[str, Any], inputs: dict[str, Path], build: Callable[[Path], None]) -> Path:
+        info(f"[bold]▶ {name}[/bold]")
+        outcome = run.run_stage(name, cfg, inputs, build)
+        result.stages.append(outcome)
+        if not outcome.cached:
+            info(f"  {name} took {outcome.seconds:.1f} s")
+        return outcome.path
+
+    stage("validate", {}, {"cohort": cohort}, _validate(cohort))
+    align_inputs = {"cohort": cohort}
+    aligned = stage("aligned", vars(config.align), align_inputs, _align(cohort, config))
+
+    if config.finetune.kimg > 0:
+        ft_dir = stage(
+            "finetune",
+            {**vars(config.finetune), "seed": config.seed},
+            {"aligned": aligned, "generator": generator},
+            _finetune(aligned, generator, config),
+        )
+        generator = ft_dir / "generator.safetensors"
+
+    encoder: Path | None = Path(config.encoder) if config.encoder else None
+    if encoder is None and config.encoder_steps > 0:
+        encoder = stage(
+            "encoder", {"steps": config.encoder_steps, "seed": config.seed}, {"generator": generator},
+            _encoder(generator, config),
+        )
+    embed_inputs = {"aligned": aligned, "generator": generator}
+    if encoder is not None:
+        embed_inputs["encoder"] = encoder
+    embed_dir = stage(
+        "embed", {**vars(config.embed), "seed": config.seed}, embed_inputs,
+        _embed(aligned, generator, encoder, config),
+    )
+    latents = embed_dir / "latents.npz"
+
+    bundles: dict[str, Path] = {}
+    for model in config.fit.models:
+        name, clinical = (model, []) if model != "fusion" else (f"{config.fit.fusion_model}_fusion", config.fit.clinical)
+        kind = config.fit.fusion_model if model == "fusion" else model
+        fit_cfg = {"model": kind, "clinical": clinical, **vars(config.fit), "seed": config.seed}
+        bundles[name] = stage(
+            f"fit/{name}", fit_cfg, {"latents": latents, "clinical": clinical_csv},
+            _fit(latents, cohort, kind, clinical, config),
+        )
+        result.metrics[name] = _headline(bundles[name])
+
+    primary = next((bundles[m] for m in PRIMARY_MODELS if m in bundles), None)
+    if primary is not None:
+        truth = cohort / "truth.csv"
+        stage(
+            "explain", {"seed": config.seed}, {"bundle": primary, "generator": generator, "latents": latents},
+            _explain(primary, generator, latents, aligned, truth if truth.is_file() else None),
+        )
+
+    from stylesurv.report.html import write_report
+
+    write_report(run.root)
+    run.update_manifest(stage_seconds=result.stage_times(), metrics=result.metrics)
+    return result
+
+
+def _headline(bundle_dir: Path) -> dict[str, Any]:
+    """Mean Harrell's C and its CI from a bundle's cv_results.json."""
+    cv = json.loads((bundle_dir / "cv_results.json").read_text())
+    return {key: cv.get(key) for key in ("harrell_c", "uno_c", "ibs", "bootstrap_ci", "permutation_p") if key in cv}
+
+
+# ---------------------------------------------------------------------------------------------------- demo
+@dataclass(frozen=True)
+class DemoSettings:
+    """The demo's synthetic cohort and the light settings that keep it within 5 minutes on 2 CPU cores."""
+
+    n: int = 300  # patients of the synthetic cohort
+    resolution: int = 64
+    seed: int = 1
+    finetune_kimg: float = 0.5  # brief fine-tuning of the shipped base generator on the cohort
+    embed_steps: int = 20  # refinement steps after the shipped encoder
+    permutations: int = 10
+
+
+def demo_config(out: Path, settings: DemoSettings) -> RunConfig:
+    """The run config of the demo: shipped generator and encoder, CoxNet + DeepSurv + clinical fusion."""
+    from stylesurv.config import AlignConfig, EmbedConfig, FinetuneConfig, FitConfig
+
+    cohort = out / "cohort"
+    return RunConfig(
+        cohort=str(cohort),
+        generator=str(BASE_GENERATOR),
+        encoder=str(BASE_ENCODER),
+        encoder_steps=0,
+        out=str(out / "run"),
+        seed=settings.seed,
+        align=AlignConfig(resolution=settings.resolution, landmarks=str(cohort / "landmarks.csv")),
+        finetune=FinetuneConfig(kimg=settings.finetune_kimg, batch=16, freeze_d=4, aug="ada"),
+        embed=EmbedConfig(space="wplus", steps=settings.embed_steps, batch=50),
+        fit=FitConfig(
+            models=["coxnet", "deepsurv", "fusion", "clinical"],
+            clinical=["age", "stage"],
+            folds=5,
+            repeats=1,
+            permutations=settings.permutations,
+        ),
+    )
+
+
+def run_demo(out: str | Path, settings: DemoSettings | None = None) -> tuple[PipelineResult, dict[str, float]]:
+    """Synthesize the demo cohort (unaligned photos with landmarks) and run the whole pipeline on it.
+
+    Returns the pipeline result and the cohort's oracle C-indices (face-only and face+clinical).
+    """
+    from stylesurv.cohort.synthetic import make_world, write_world
+
+    settings = settings or DemoSettings()
+    out = Path(out)
+    for asset in (BASE_GENERATOR, BASE_ENCODER):
+        if not asset.exists():
+            raise InputError(f"{asset}: shipped asset missing; reinstall stylesurv (make install)")
+    cohort = out / "cohort"
+    start = time.perf_counter()
+    if not (cohort / "oracle.json").is_file():
+        info(f"[bold]▶ synth[/bold]: {settings.n} synthetic patients, unaligned photos with landmarks")
+        world = make_world("cohort", settings.n, settings.seed)
+        write_world(world, cohort, resolution=settings.resolution, unaligned=True)
+    synth_seconds = time.perf_counter() - start
+    result = run_pipeline(demo_config(out, settings))
+    result.stages.insert(0, StageResult("synth", cohort, "", cached=synth_seconds < 0.5, seconds=synth_seconds))
+    oracle = json.loads((cohort / "oracle.json").read_text())
+    return result, oracle
