@@ -294,9 +294,17 @@ def run_pipeline(config: RunConfig) -> PipelineResult:
 
 
 def _headline(bundle_dir: Path) -> dict[str, Any]:
-    """Mean Harrell's C and its CI from a bundle's cv_results.json."""
+    """Fold-mean Harrell's and Uno's C, IBS, and the pooled out-of-fold C with its CI, from cv_results.json."""
     cv = json.loads((bundle_dir / "cv_results.json").read_text())
-    return {key: cv.get(key) for key in ("harrell_c", "uno_c", "ibs", "bootstrap_ci", "permutation_p") if key in cv}
+    means = {row["metric"]: row["mean"] for row in cv["summary"]}
+    return {
+        "harrell_c": means.get("harrell_c"),
+        "uno_c": means.get("uno_c"),
+        "ibs": means.get("ibs"),
+        "oof_harrell_c": cv.get("oof_harrell_c"),
+        "oof_harrell_ci95": cv.get("oof_harrell_ci95"),
+        "permutation_p": cv.get("permutation", {}).get("p"),
+    }
 
 
 # ---------------------------------------------------------------------------------------------------- demo
