@@ -42,6 +42,7 @@ class FitConfig:
     folds: int = 5
     repeats: int = 1
     permutations: int = 20  # outcome-shuffled CV reruns of the permutation test
+    wplus_reduce: str = "groups"  # W+ codes as features: groups (layer-group means) | flatten
 
 
 @dataclass

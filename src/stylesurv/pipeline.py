@@ -141,19 +141,23 @@ def _embed(aligned: Path, generator: Path, encoder: Path | None, config: RunConf
 
 def _fit(latents: Path, cohort: Path, model: str, clinical: list[str], config: RunConfig) -> Callable[[Path], None]:
     def build(out: Path) -> None:
-        from stylesurv.survival.commands import fit
+        from stylesurv.console import console
+        from stylesurv.survival.bundle import fit_files
 
-        fit(
-            cohort=cohort,
-            out=out,
-            latents=latents if model != "clinical" else None,
+        results, _ = fit_files(
+            cohort,
+            out,
             model=model,
-            clinical=",".join(clinical),
+            latents=latents if model != "clinical" else None,
+            clinical=tuple(clinical),
+            space=config.embed.space,
+            wplus_reduce=config.fit.wplus_reduce,
             folds=config.fit.folds,
             repeats=config.fit.repeats,
             seed=config.seed,
-            permutations=config.fit.permutations,
+            n_permutations=config.fit.permutations,
         )
+        console.print(results.table())
 
     return build
 

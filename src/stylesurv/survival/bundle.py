@@ -1,0 +1,355 @@
+"""Survival model bundles: what ``stylesurv fit`` writes, and :func:`load_bundle` to predict with one.
+
+A bundle is a folder (written atomically as a whole)::
+
+    model.json          JSON, everything but large arrays:
+                          format "stylesurv-survival-bundle", format_version 1, stylesurv version
+                          model_name   e.g. "coxnet" or "coxnet+clinical" (fusion) or "clinical"
+                          features     the feature pipeline: spec (space w|wplus|none|image, W+ reduction,
+                                       PCA components k, clinical columns), latent code shape, clinical
+                                       imputation/standardisation values and category levels, feature names
+                          model        the fitted model: kind, chosen hyperparameters, for linear kinds
+                                       the coefficients and (coxph) the hazard-ratio table with 95 % CIs;
+                                       nested "image" and "cox" parts for late fusion
+                          risk_mean, risk_sd   training distribution of the risk (health attribute scale)
+                          training     patients, events, seed, latents file hash
+    arrays.safetensors  float/int arrays, named "features.<name>" and "model.<name>":
+                          features.latent_mean / latent_scale [d]       standardisation of the reduced code
+                          features.pca_components [k, d], features.pca_score_scale [k]   (if PCA)
+                          model.coef [p]                                linear Cox coefficients
+                          model.baseline_time / baseline_cumhaz [m]    Breslow cumulative baseline hazard
+                          model.net.<param>                             DeepSurv / CNN weights
+                          model.trees.*                                 RSF / GBSA trees as node arrays
+    cv_results.json     the nested CV (see validation.CVResults.to_dict)
+    oof_risk.csv        patient_id, time, event, repeat, fold, risk: out-of-fold risk per outer repeat
+
+No file of a bundle is a pickle, for any model kind.  Random survival forests and boosted Cox trees, which
+scikit-survival only persists by pickling, are stored as their node arrays (children, split feature and
+threshold, leaf values) and evaluated by a small numpy tree walker that matches scikit-survival's
+predictions; loading a bundle therefore reads JSON and tensors and never executes code.
+
+Risk is the log relative hazard for Cox-family models (higher = worse prognosis).  For models with a
+linear latent part, ``latent_direction()`` is d risk / d code; the health attribute is the signed distance of
+a code from the training mean along the unit health direction ``-latent_direction() / |latent_direction()|``
+(latent units, higher = healthier).  For non-linear models it is the standardised negative risk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stylesurv import __version__
+from stylesurv.errors import InputError
+from stylesurv.invert.latents import Latents
+from stylesurv.run import atomic_dir, write_bytes_atomic, write_json_atomic, write_text_atomic
+from stylesurv.survival.data import FeaturePipeline, FeatureSpec, SurvivalData
+from stylesurv.survival.models import LateFusion, LinearCox, ModelFactory, SurvivalModel, restore_model
+from stylesurv.survival.validation import CVResults, cross_validate, fit_all
+
+FORMAT = "stylesurv-survival-bundle"
+FORMAT_VERSION = 1
+MODEL_JSON = "model.json"
+ARRAYS = "arrays.safetensors"
+CV_RESULTS = "cv_results.json"
+OOF_RISK = "oof_risk.csv"
+MODELS = ("coxnet", "coxph", "deepsurv", "rsf", "gbsa", "cnn", "clinical")
+DEFAULT_PCA = {"coxnet": None, "coxph": 16, "deepsurv": 32, "rsf": 16, "gbsa": 16}  # components of the codes
+
+
+@dataclass
+class SurvivalBundle:
+    """A fitted feature pipeline and model, ready to score new latent codes."""
+
+    model_name: str
+    pipeline: FeaturePipeline
+    model: SurvivalModel
+    risk_mean: float
+    risk_sd: float
+    meta: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return self.model.kind
+
+    @property
+    def spec(self) -> FeatureSpec:
+        return self.pipeline.spec
+
+    def _data(
+        self, latents: Latents | None, clinical: pd.DataFrame | None, images: np.ndarray | None
+    ) -> SurvivalData:
+        spec = self.spec
+        if spec.space in ("w", "wplus") and latents is None:
+            raise InputError(f"this {self.model_name} bundle needs latent codes")
+        if spec.space == "image" and images is None:
+            raise InputError("this CNN bundle scores aligned photos: pass images [N, 3, R, R] in [-1, 1]")
+        if latents is not None:
+            ids = latents.patient_id
+        elif clinical is not None:
+            ids = clinical["patient_id"].astype(str).to_numpy()
+        else:
+            ids = np.array([str(i) for i in range(len(images))])  # type: ignore[arg-type]
+        frame = pd.DataFrame(index=range(len(ids)))
+        if spec.clinical:
+            if clinical is None:
+                raise InputError(
+                    f"this bundle uses clinical covariates {', '.join(spec.clinical)}; pass `clinical`"
+                )
+            table = clinical.assign(patient_id=clinical["patient_id"].astype(str)).set_index("patient_id")
+            missing = [pid for pid in ids if pid not in table.index]
+            if missing:
+                raise InputError(f"no clinical covariates for patient(s) {', '.join(missing[:5])}")
+            frame = table.loc[list(ids), list(spec.clinical)].reset_index(drop=True)
+        codes = latents.codes(spec.space) if latents is not None and spec.space in ("w", "wplus") else None
+        return SurvivalData(
+            patient_id=ids,
+            time=np.ones(len(ids)),
+            event=np.zeros(len(ids), bool),
+            codes=codes,
+            clinical=frame,
+            images=images,
+        )
+
+    def predict(
+        self, latents: Latents | None, clinical: pd.DataFrame | None = None, images: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Risk (log relative hazard for Cox-family models) per patient, in the order of ``latents``."""
+        return self.model.predict(self.pipeline.transform(self._data(latents, clinical, images)))
+
+    def predict_survival_function(
+        self,
+        latents: Latents | None,
+        times: np.ndarray | None = None,
+        clinical: pd.DataFrame | None = None,
+        images: np.ndarray | None = None,
+    ) -> pd.DataFrame:
+        """S(t | patient): rows are patients (index patient_id), columns the times (days).
+
+        Default times: the training event times at which the stored baseline hazard steps.
+        """
+        data = self._data(latents, clinical, images)
+        if times is None:
+            times = self.event_times()
+        times = np.asarray(times, dtype=np.float64)
+        survival = self.model.predict_survival_function(self.pipeline.transform(data), times)
+        return pd.DataFrame(survival, index=pd.Index(data.patient_id, name="patient_id"), columns=times)
+
+    def event_times(self) -> np.ndarray:
+        model = self.model
+        if isinstance(model, LateFusion):
+            assert model.cox_ is not None
+            return model.cox_.baseline_time_
+        if hasattr(model, "event_times_"):
+            return np.asarray(model.event_times_)
+        return model.baseline_time_
+
+    def _latent_coef(self) -> np.ndarray:
+        """Coefficients of the linear predictor on the latent feature block."""
+        if self.spec.space not in ("w", "wplus") or not self.model.is_linear:
+            raise InputError(
+                f"a {self.model_name} bundle has no linear latent direction; fit coxnet or coxph (optionally "
+                "with --clinical) for one"
+            )
+        if isinstance(self.model, LateFusion):
+            return self.model.image_coef()
+        assert isinstance(self.model, LinearCox)
+        return self.model.coef_[: self.pipeline.n_latent_features]
+
+    def latent_direction(self) -> np.ndarray:
+        """d risk / d latent code: shape [w_dim] for W bundles, [num_ws, w_dim] for W+ bundles.
+
+        The Cox coefficients mapped back through PCA and standardisation; ``-d / |d|`` is the unit health
+        direction.  Only for linear Cox-family bundles (coxnet, coxph, and their late fusion).
+        """
+        return self.pipeline.latent_gradient(self._latent_coef())
+
+    def health_attribute(self, latents: Latents) -> np.ndarray:
+        """Per patient: how healthy the face looks to the model (higher = healthier); see the module doc."""
+        if self.spec.space in ("w", "wplus") and self.model.is_linear:
+            coef = self._latent_coef()
+            norm = float(np.linalg.norm(self.pipeline.latent_gradient(coef)))
+            latent_risk = self.pipeline.latent_features(latents.codes(self.spec.space)) @ coef
+            return -latent_risk / (norm if norm > 0 else 1.0)
+        if self.spec.space == "none":
+            raise InputError("a clinical-only bundle has no health attribute of the face")
+        if isinstance(self.model, LateFusion):
+            assert self.model.image_ is not None
+            risk = self.model.image_.predict(self.pipeline.latent_features(latents.codes(self.spec.space)))
+            return -(risk - self.model.score_mean_) / self.model.score_scale_
+        return -(self.predict(latents) - self.risk_mean) / self.risk_sd
+
+
+# ------------------------------------------------------------------------------------------- save / load
+def save_bundle(
+    out: Path,
+    pipeline: FeaturePipeline,
+    model: SurvivalModel,
+    model_name: str,
+    data: SurvivalData,
+    extra: dict[str, Any],
+) -> None:
+    """Write model.json and arrays.safetensors for a pipeline + model fitted on ``data`` into ``out``."""
+    from safetensors.numpy import save
+
+    features_config, features_arrays = pipeline.export()
+    model_config, model_arrays = model.export()
+    train_risk = model.predict(pipeline.transform(data))
+    arrays = {f"features.{k}": v for k, v in features_arrays.items()} | {
+        f"model.{k}": v for k, v in model_arrays.items()
+    }
+    arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    doc = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "stylesurv": __version__,
+        "model_name": model_name,
+        "features": features_config,
+        "model": model_config,
+        "risk_mean": float(train_risk.mean()),
+        "risk_sd": float(train_risk.std()) if train_risk.std() > 0 else 1.0,
+        "training": {"n_patients": len(data), "n_events": int(data.event.sum()), **extra},
+        "arrays": ARRAYS,
+        "cv_results": CV_RESULTS,
+    }
+    write_bytes_atomic(out / ARRAYS, save(arrays, metadata={"format": FORMAT}))
+    write_json_atomic(out / MODEL_JSON, doc)
+
+
+def load_bundle(path: str | os.PathLike[str]) -> SurvivalBundle:
+    """Read a bundle folder written by ``stylesurv fit`` (JSON + safetensors; nothing is unpickled)."""
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    try:
+        doc = json.loads((path / MODEL_JSON).read_text())
+        arrays = load_file(str(path / ARRAYS))
+    except FileNotFoundError:
+        raise InputError(
+            f"{path}: not a survival bundle (needs {MODEL_JSON} and {ARRAYS}); run `stylesurv fit`"
+        ) from None
+    except (ValueError, OSError) as exc:
+        raise InputError(f"{path}: unreadable survival bundle ({exc})") from None
+    if doc.get("format") != FORMAT or int(doc.get("format_version", 0)) > FORMAT_VERSION:
+        raise InputError(f"{path}: not a stylesurv survival bundle of a supported version")
+
+    def part(prefix: str) -> dict[str, np.ndarray]:
+        return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+    return SurvivalBundle(
+        model_name=doc["model_name"],
+        pipeline=FeaturePipeline.restore(doc["features"], part("features.")),
+        model=restore_model(doc["model"], part("model.")),
+        risk_mean=float(doc["risk_mean"]),
+        risk_sd=float(doc["risk_sd"]),
+        meta=doc,
+    )
+
+
+# ------------------------------------------------------------------------------------------------ fitting
+def fit_bundle(
+    data: SurvivalData,
+    spec: FeatureSpec,
+    factory: ModelFactory,
+    out: str | os.PathLike[str],
+    folds: int = 5,
+    repeats: int = 1,
+    seed: int = 0,
+    n_permutations: int = 0,
+    extra: dict[str, Any] | None = None,
+    auc_times: np.ndarray | None = None,
+    tau: float | None = None,
+) -> tuple[CVResults, SurvivalBundle]:
+    """Nested CV, then a refit on all patients; writes the folder ``out`` atomically and loads it back."""
+    name = (
+        factory.kind
+        if factory.clinical_kind is None
+        else ("clinical" if factory.clinical_kind == "clinical" else f"{factory.kind}+clinical")
+    )
+    options = {"folds": folds, "repeats": repeats, "seed": seed, "n_permutations": n_permutations}
+    results = cross_validate(data, spec, factory, name, auc_times=auc_times, tau=tau, **options)
+    pipeline, model = fit_all(data, spec, factory, seed)
+    out = Path(out)
+    with atomic_dir(out) as tmp:
+        write_text_atomic(tmp / CV_RESULTS, results.to_json() + "\n")
+        write_text_atomic(tmp / OOF_RISK, results.oof.to_csv(index=False))
+        save_bundle(
+            tmp,
+            pipeline,
+            model,
+            name,
+            data,
+            {"seed": seed, "folds": folds, "repeats": repeats, **(extra or {})},
+        )
+    return results, load_bundle(out)
+
+
+def fit_files(
+    cohort: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    model: str = "coxnet",
+    latents: str | os.PathLike[str] | None = None,
+    clinical: tuple[str, ...] = (),
+    space: str | None = None,
+    wplus_reduce: str = "flatten",
+    pca: int | None = None,
+    folds: int = 5,
+    repeats: int = 1,
+    seed: int = 0,
+    n_permutations: int = 0,
+    aligned: str | os.PathLike[str] | None = None,
+    auc_times: tuple[float, ...] = (),
+    tau: float | None = None,
+) -> tuple[CVResults, SurvivalBundle]:
+    """What ``stylesurv fit`` does, from files: read the cohort (and latents or photos), CV, write the bundle.
+
+    ``model``: one of MODELS; "clinical" is a Cox model on ``clinical`` alone; an image model with
+    ``clinical`` becomes late fusion.  ``space`` defaults to the richest space the latents hold; ``pca``
+    (0 = none) defaults per model (DEFAULT_PCA).  ``auc_times`` (days) and ``tau`` (Uno's C truncation)
+    default to quantiles of the cohort's event times (see metrics.default_times).
+    """
+    from stylesurv.console import info
+    from stylesurv.invert.latents import load_latents
+    from stylesurv.run import sha256_file
+    from stylesurv.survival.data import join_latents, read_cohort_table
+
+    if model not in MODELS:
+        raise InputError(f"--model must be one of {', '.join(MODELS)}, got {model!r}")
+    table = read_cohort_table(cohort)
+    extra: dict[str, Any] = {"cohort": str(cohort)}
+    if model == "clinical":
+        spec = FeatureSpec(space="none", clinical=clinical)
+        factory = ModelFactory(kind="coxph", clinical_kind="clinical")
+        data = join_latents(None, table, "none", clinical)
+    elif model == "cnn":
+        from stylesurv.survival.cnn import load_aligned_images
+
+        if aligned is None:
+            raise InputError("--model cnn trains on the aligned photos: give --aligned DIR")
+        if clinical:
+            raise InputError("the CNN baseline is image-only; fuse clinical data with a latent model instead")
+        spec = FeatureSpec(space="image")
+        factory = ModelFactory(kind="cnn")
+        data = load_aligned_images(join_latents(None, table, "none", ()), aligned)
+        extra["aligned"] = str(aligned)
+    else:
+        if latents is None:
+            raise InputError(f"--model {model} fits on latent codes: give --latents FILE")
+        codes = load_latents(latents)
+        extra["latents_sha256"] = sha256_file(latents)
+        chosen = space or codes.space
+        k = DEFAULT_PCA[model] if pca is None else (pca or None)
+        spec = FeatureSpec(space=chosen, wplus_reduce=wplus_reduce, pca=k, clinical=clinical)
+        factory = ModelFactory(kind=model, clinical_kind="fusion" if clinical else None)
+        data = join_latents(codes, table, chosen, clinical)
+    info(
+        f"fitting {model} on {len(data)} patients ({int(data.event.sum())} events), features {spec.to_dict()}"
+    )
+    times = np.asarray(auc_times, dtype=np.float64) if auc_times else None
+    return fit_bundle(data, spec, factory, out, folds, repeats, seed, n_permutations, extra, times, tau)

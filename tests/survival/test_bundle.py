@@ -1,0 +1,118 @@
+"""Bundles: no pickles, round trips, the latent direction explain relies on, health attribute, survival."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stylesurv.errors import InputError
+from stylesurv.invert.latents import Latents
+from stylesurv.survival.bundle import fit_bundle, load_bundle
+from stylesurv.survival.data import FeatureSpec, SurvivalData
+from stylesurv.survival.models import ModelFactory
+
+from .conftest import weibull_ph
+
+N, NUM_WS, W_DIM = 120, 3, 8
+
+
+def _cohort(seed: int = 0) -> tuple[Latents, SurvivalData, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    wplus = rng.normal(size=(N, NUM_WS, W_DIM))
+    lp = 1.2 * wplus[:, 0, 0] - 0.8 * wplus[:, 2, 3]
+    y = weibull_ph(N, lp, seed=seed + 1)
+    ids = np.array([f"p{i:03d}" for i in range(N)])
+    clinical = pd.DataFrame({"patient_id": ids, "stage": rng.choice(["I", "II", "III"], N)})
+    latents = Latents(patient_id=ids, wplus=wplus.astype(np.float32))
+    data = SurvivalData(ids, y["time"], y["event"], codes=latents.wplus.astype(np.float64),
+                        clinical=clinical[["stage"]])  # fmt: skip
+    return latents, data, clinical
+
+
+QUICK = {"coxnet": {"n_alphas": 8, "inner_folds": 2}, "rsf": {"n_estimators": 10, "inner_folds": 2}}
+
+
+def _fit(tmp_path, kind: str, spec: FeatureSpec, clinical_kind: str | None = None):
+    latents, data, clinical = _cohort()
+    factory = ModelFactory(kind, clinical_kind=clinical_kind, options=QUICK.get(kind, {}))
+    results, bundle = fit_bundle(data, spec, factory, tmp_path / kind, folds=2, seed=0)
+    return latents, data, clinical, results, bundle
+
+
+def test_coxnet_bundle_files_round_trip_and_latent_direction(tmp_path) -> None:
+    latents, data, _, results, bundle = _fit(tmp_path, "coxnet", FeatureSpec(space="wplus", pca=6))
+    folder = tmp_path / "coxnet"
+    assert sorted(p.name for p in folder.iterdir()) == ["arrays.safetensors", "cv_results.json", "model.json",
+                                                        "oof_risk.csv"]  # fmt: skip
+    from safetensors.numpy import load_file
+
+    assert all(v.dtype != object for v in load_file(folder / "arrays.safetensors").values())  # plain tensors
+    doc = json.loads((folder / "model.json").read_text())
+    assert doc["model"]["kind"] == "coxnet" and len(doc["model"]["coef"]) == 6
+    oof = pd.read_csv(folder / "oof_risk.csv")
+    assert list(oof.columns) == ["patient_id", "time", "event", "repeat", "fold", "risk"] and len(oof) == N
+    assert json.loads((folder / "cv_results.json").read_text())["n_patients"] == N
+
+    again = load_bundle(folder)
+    risk = again.predict(latents)
+    np.testing.assert_allclose(risk, bundle.predict(latents))
+    # the latent direction is d risk / d code: a step along it changes the risk by its squared norm
+    direction = again.latent_direction()
+    assert direction.shape == (NUM_WS, W_DIM)
+    step = 1e-3 * direction / np.linalg.norm(direction)
+    moved = Latents(patient_id=latents.patient_id, wplus=latents.wplus.astype(np.float64) + step)
+    np.testing.assert_allclose(again.predict(moved) - risk, 1e-3 * np.linalg.norm(direction), rtol=1e-6)
+    # ... and it found the true generating coordinates
+    assert direction[0, 0] > 0 > direction[2, 3]
+    # health attribute: latent units along the unit health direction -d/|d|
+    health_step = Latents(patient_id=latents.patient_id, wplus=latents.wplus.astype(np.float64) - step * 1e3)
+    np.testing.assert_allclose(
+        again.health_attribute(health_step) - again.health_attribute(latents), 1.0, rtol=1e-6
+    )
+    curves = again.predict_survival_function(latents.subset(latents.patient_id[:4]))
+    assert list(curves.index) == latents.patient_id[:4].tolist()
+    assert (np.diff(curves.to_numpy(), axis=1) <= 1e-12).all() and curves.to_numpy().max() <= 1
+
+
+def test_w_space_direction_has_w_dim(tmp_path) -> None:
+    latents, *_ = _cohort()
+    _, data, _ = _cohort()
+    data.codes = data.codes.mean(axis=1)
+    bundle = fit_bundle(data, FeatureSpec(space="w"), ModelFactory("coxph", options={"penalizers": (0.1,)}),
+                        tmp_path / "w", folds=2)[1]  # fmt: skip
+    assert bundle.latent_direction().shape == (W_DIM,)
+    assert bundle.meta["model"]["summary"][0]["hr_lower_95"] > 0
+    np.testing.assert_allclose(load_bundle(tmp_path / "w").predict(latents), bundle.predict(latents))
+
+
+def test_fusion_bundle_needs_clinical_and_scales_the_direction(tmp_path) -> None:
+    spec = FeatureSpec(space="wplus", pca=4, clinical=("stage",))
+    latents, _, clinical, _, bundle = _fit(tmp_path, "coxnet", spec, clinical_kind="fusion")
+    with pytest.raises(InputError, match="clinical"):
+        bundle.predict(latents)
+    again = load_bundle(tmp_path / "coxnet")
+    shuffled = clinical.sample(frac=1.0, random_state=0)  # matched by patient_id, not row order
+    np.testing.assert_allclose(
+        again.predict(latents, clinical=shuffled), bundle.predict(latents, clinical=clinical)
+    )
+    assert again.latent_direction().shape == (NUM_WS, W_DIM)
+
+
+def test_forest_bundle_round_trips_without_a_linear_direction(tmp_path) -> None:
+    latents, _, _, _, bundle = _fit(tmp_path, "rsf", FeatureSpec(space="wplus", pca=4))
+    again = load_bundle(tmp_path / "rsf")
+    np.testing.assert_allclose(again.predict(latents), bundle.predict(latents))
+    with pytest.raises(InputError, match="no linear latent direction"):
+        again.latent_direction()
+    health = again.health_attribute(latents)
+    assert health.mean() == pytest.approx(0, abs=1e-9)  # standardised negative risk on the training cohort
+
+
+def test_load_bundle_rejects_non_bundles(tmp_path) -> None:
+    with pytest.raises(InputError, match="not a survival bundle"):
+        load_bundle(tmp_path)
+    (tmp_path / "model.json").write_text('{"format": "something else"}')
+    (tmp_path / "arrays.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    with pytest.raises(InputError):
+        load_bundle(tmp_path)
