@@ -113,5 +113,9 @@ def load_latents(path: str | os.PathLike[str]) -> Latents:
     meta = json.loads(str(arrays.pop("meta"))) if "meta" in arrays else {}
     metrics = {k.removeprefix("metric_"): v for k, v in arrays.items() if k.startswith("metric_")}
     return Latents(
-        patient_id=arrays["patient_id"], w=arrays.get("w"), wplus=arrays.get("wplus"), metrics=metrics, meta=meta
+        patient_id=arrays["patient_id"],
+        w=arrays.get("w"),
+        wplus=arrays.get("wplus"),
+        metrics=metrics,
+        meta=meta,
     )

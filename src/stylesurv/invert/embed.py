@@ -1,0 +1,394 @@
+"""Embed an aligned folder into the latent space: resumable, and sharded across processes under torchrun.
+
+The usable patients (qc.csv) are split, in sorted order, into chunks of ``batch`` images.  Each chunk is
+encoded (if an encoder is given), refined by the batched projector and measured; its result is written
+atomically as ``chunk_<i>.npz`` into a work folder next to the output (``.<out name>.work/``).  A restart
+with the same inputs and settings skips the chunks already there; under torchrun, rank r embeds chunks
+r, r + world, ... and rank 0 merges them once all are done.  Each image's randomness comes from a seed
+derived from the run seed and its patient id, so the merged file is the same whether the run was
+interrupted or sharded.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import nn
+
+from stylesurv.console import make_progress, warn
+from stylesurv.errors import InputError
+from stylesurv.faces.qc import DEFAULT_USABLE
+from stylesurv.gan.dist import World, barrier, init_world
+from stylesurv.invert.encoder import Encoder, check_encoder_matches
+from stylesurv.invert.latents import Latents, load_latents, save_latents
+from stylesurv.invert.losses import LossWeights, LpipsVgg16, ReconstructionLoss
+from stylesurv.invert.metrics import IDENTITY_MIN_RESOLUTION, identity_similarity, reconstruction_metrics
+from stylesurv.invert.project import ProjectConfig, project, w_std_estimate
+from stylesurv.run import hash_config, sha256_file, write_bytes_atomic, write_json_atomic
+
+FACE_LABEL = 1  # masks/<pid>.png: 0 background, 1 face, 2 clothing, 3 other
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_TRUE = {"1", "true", "yes", "y", "t"}
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    """What `embed_folder` does; everything here enters the resume key."""
+
+    project: ProjectConfig = field(default_factory=ProjectConfig)
+    losses: LossWeights = field(default_factory=LossWeights)
+    batch: int = 16  # images per chunk (and per optimisation batch)
+    seed: int = 0  # run seed; image i's seed is derived from it and the patient id
+    use_masks: bool = True  # weight the loss by masks/<pid>.png and report face metrics when present
+    identity: bool = True  # dlib identity similarity when R >= 150 and landmarks.csv is present
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "project": self.project.to_dict(),
+            "losses": self.losses.to_dict(),
+            "batch": self.batch,
+            "seed": self.seed,
+            "use_masks": self.use_masks,
+            "identity": self.identity,
+        }
+
+
+@dataclass
+class Networks:
+    """The networks an embedding uses, with the content hashes that identify them in the output."""
+
+    generator: nn.Module
+    generator_sha256: str
+    encoder: Encoder | None = None
+    encoder_sha256: str | None = None
+    discriminator: nn.Module | None = None
+    discriminator_sha256: str | None = None
+    lpips: LpipsVgg16 | None = None
+    lpips_sha256: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+def usable_patients(aligned_dir: Path) -> list[str]:
+    """Sorted patient ids to embed: qc.csv's usable rows if qc.csv exists, else every ``<pid>.png``."""
+    if not aligned_dir.is_dir():
+        raise InputError(f"aligned folder {aligned_dir} does not exist; run `stylesurv align` first")
+    qc = aligned_dir / "qc.csv"
+    if not qc.is_file():
+        pids = sorted(p.stem for p in aligned_dir.glob("*.png") if p.is_file())
+        for pid in pids:
+            if not _SAFE_ID.match(pid):
+                raise InputError(f"{aligned_dir}/{pid}.png: patient id {pid!r} is not a safe file name")
+    else:
+        pids = sorted(_usable_qc_rows(aligned_dir, qc))
+    if not pids:
+        raise InputError(f"{aligned_dir} holds no usable aligned photos (<patient_id>.png, qc.csv status ok)")
+    return pids
+
+
+def _usable_qc_rows(aligned_dir: Path, qc: Path) -> list[str]:
+    with qc.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or not {"patient_id", "status"} <= set(reader.fieldnames):
+            raise InputError(f"{qc} must have columns patient_id and status")
+        rows = list(reader)
+    pids = []
+    for line, row in enumerate(rows, start=2):
+        usable = row.get("usable")
+        if usable is not None:
+            keep = (usable or "").strip().lower() in _TRUE
+        else:
+            keep = row["status"] in DEFAULT_USABLE
+        if not keep:
+            continue
+        pid = (row["patient_id"] or "").strip()
+        if not _SAFE_ID.match(pid):
+            raise InputError(f"{qc} line {line}: patient_id {pid!r} is not a safe file name")
+        if not (aligned_dir / f"{pid}.png").is_file():
+            raise InputError(f"{qc} line {line}: {pid} is usable but {pid}.png is missing; re-run align")
+        pids.append(pid)
+    return pids
+
+
+def _read_png(path: Path, mode: str, resolution: int) -> np.ndarray:
+    try:
+        with Image.open(path) as im:
+            array = np.asarray(im.convert(mode))
+    except (OSError, UnidentifiedImageError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from None
+    if array.shape[:2] != (resolution, resolution):
+        raise InputError(
+            f"{path} is {array.shape[1]}x{array.shape[0]} but the generator makes {resolution}x{resolution} "
+            f"images; align with --resolution {resolution}"
+        )
+    return array
+
+
+def load_batch(
+    aligned_dir: Path, pids: list[str], resolution: int, use_masks: bool
+) -> tuple[torch.Tensor, torch.Tensor | None, np.ndarray]:
+    """Images [N, 3, R, R] in [-1, 1], face masks [N, 1, R, R] (None without masks/) and which have a mask."""
+    images = np.stack([_read_png(aligned_dir / f"{pid}.png", "RGB", resolution) for pid in pids])
+    tensor = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    mask_dir = aligned_dir / "masks"
+    has_mask = np.array([use_masks and (mask_dir / f"{pid}.png").is_file() for pid in pids])
+    if not has_mask.any():
+        return tensor, None, has_mask
+    faces = np.ones((len(pids), resolution, resolution), dtype=np.float32)  # no mask: the whole image counts
+    for i, pid in enumerate(pids):
+        if has_mask[i]:
+            faces[i] = _read_png(mask_dir / f"{pid}.png", "L", resolution) == FACE_LABEL
+    return tensor, torch.from_numpy(faces)[:, None], has_mask
+
+
+def read_landmarks(aligned_dir: Path) -> dict[str, np.ndarray]:
+    """68-point landmarks per patient from landmarks.csv ({} if absent)."""
+    path = aligned_dir / "landmarks.csv"
+    if not path.is_file():
+        return {}
+    out = {}
+    with path.open(newline="", encoding="utf-8") as f:
+        for line, row in enumerate(csv.DictReader(f), start=2):
+            try:
+                xy = [(float(row[f"x{k}"]), float(row[f"y{k}"])) for k in range(68)]
+            except (KeyError, TypeError, ValueError):
+                raise InputError(f"{path} line {line}: needs numeric columns x0,y0,...,x67,y67") from None
+            out[row["patient_id"]] = np.array(xy)
+    return out
+
+
+def image_seed(seed: int, patient_id: str) -> int:
+    """A 63-bit seed for one image from the run seed and its patient id (independent of batch and rank)."""
+    digest = hashlib.sha256(f"{seed}:{patient_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+CPU_BATCH = 16  # on CPU larger batches barely raise throughput; 16 keeps chunks (resume points) small
+MAX_BATCH = 256
+
+
+def auto_batch(generator: nn.Module, losses: LossWeights, memory_fraction: float = 0.5) -> int:
+    """Images per batch: 16 on CPU; on CUDA as many as fit in ``memory_fraction`` of the free memory.
+
+    The GPU cost per image is measured from one forward and backward pass of the loss at batch 2.
+    """
+    device = generator.mapping.w_avg.device
+    if device.type != "cuda":
+        return CPU_BATCH
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    ws = generator.mapping.w_avg.detach().expand(2, generator.num_ws, -1).clone().requires_grad_(True)
+    loss = ReconstructionLoss(LossWeights(mse=losses.mse, l1=losses.l1, ssim=losses.ssim))
+    loss.set_target(torch.zeros(2, 3, generator.img_resolution, generator.img_resolution, device=device))
+    loss(generator.synthesis(ws, noise_mode="const")).sum().backward()
+    per_image = max((torch.cuda.max_memory_allocated(device) - before) / 2, 1)
+    free, _ = torch.cuda.mem_get_info(device)
+    return int(max(1, min(MAX_BATCH, memory_fraction * free // per_image)))
+
+
+# ---------------------------------------------------------------------------------------------- one chunk
+def embed_batch(
+    networks: Networks,
+    images: torch.Tensor,
+    faces: torch.Tensor | None,
+    has_mask: np.ndarray,
+    pids: list[str],
+    config: EmbedConfig,
+    w_std: float,
+    landmarks: dict[str, np.ndarray] | None = None,
+    on_step: Callable[[int], None] | None = None,
+) -> tuple[Latents, torch.Tensor]:
+    """Codes, metrics and reconstructions of one batch of aligned images."""
+    G = networks.generator
+    device = G.mapping.w_avg.device
+    images = images.to(device)
+    faces = None if faces is None else faces.to(device)
+    loss = ReconstructionLoss(config.losses, networks.discriminator, networks.lpips).to(device)
+    loss.set_target(images, faces)
+    init = None
+    if networks.encoder is not None:
+        with torch.no_grad():
+            w_enc, ws_enc = networks.encoder(images)
+        init = w_enc if config.project.space == "w" else ws_enc
+    seeds = [image_seed(config.seed, pid) for pid in pids]
+    result = project(G, loss, len(pids), seeds, config.project, init=init, w_std=w_std, on_step=on_step)
+    metrics = reconstruction_metrics(images, result.images, faces)
+    if faces is not None:
+        for name in ("mse_face", "psnr_face", "ssim_face"):
+            metrics[name] = np.where(has_mask, metrics[name], np.nan)
+    if landmarks is not None:
+        marks = [landmarks.get(pid) for pid in pids]
+        metrics["id_sim"] = identity_similarity(images, result.images, marks)
+    codes = result.ws.detach().cpu().numpy()
+    latents = Latents(
+        patient_id=np.array(pids),
+        w=codes.mean(axis=1),
+        wplus=codes if config.project.space == "wplus" else None,
+        metrics=metrics,
+    )
+    return latents, result.images.detach().cpu()
+
+
+def _save_reconstructions(folder: Path, pids: list[str], images: torch.Tensor) -> None:
+    pixels = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    for pid, array in zip(pids, pixels, strict=True):
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, format="PNG")
+        write_bytes_atomic(folder / f"{pid}.png", buffer.getvalue())
+
+
+# ---------------------------------------------------------------------------------------------- the driver
+def _identity_model_available() -> bool:
+    """Whether dlib and its face descriptor model are installed; warns and returns False if not."""
+    import importlib.util
+
+    from stylesurv.faces.detect import FACE_RECOGNITION, model_path
+
+    if importlib.util.find_spec("dlib") is None:
+        warn("identity similarity skipped: dlib is not installed (pip install dlib-bin)")
+        return False
+    try:
+        model_path(FACE_RECOGNITION)
+    except InputError as exc:
+        warn(f"identity similarity skipped: {exc}")
+        return False
+    return True
+
+
+def work_folder(out: Path) -> Path:
+    """Where finished chunks wait until the merge: a hidden folder beside the output file."""
+    return out.parent / f".{out.name}.work"
+
+
+def _plan_key(aligned_dir: Path, pids: list[str], networks: Networks, config: EmbedConfig) -> str:
+    files = {pid: sha256_file(aligned_dir / f"{pid}.png") for pid in pids}
+    masks = {pid: sha256_file(p) for pid in pids if (p := aligned_dir / "masks" / f"{pid}.png").is_file()}
+    landmarks = aligned_dir / "landmarks.csv"
+    return hash_config(
+        {
+            "config": config.to_dict(),
+            "images": files,
+            "masks": masks if config.use_masks else {},
+            "landmarks": sha256_file(landmarks) if landmarks.is_file() else None,
+            "generator": networks.generator_sha256,
+            "encoder": networks.encoder_sha256,
+            "discriminator": networks.discriminator_sha256,
+            "lpips": networks.lpips_sha256,
+        }
+    )
+
+
+def _prepare_work(work: Path, key: str) -> None:
+    """Keep the chunks of an interrupted run with the same key; clear anything else."""
+    plan = work / "plan.json"
+    if work.is_dir():
+        try:
+            same = json.loads(plan.read_text())["key"] == key
+        except (OSError, ValueError, KeyError):
+            same = False
+        if same:
+            return
+        warn(f"{work}: left by a run with other inputs or settings; starting afresh")
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    write_json_atomic(plan, {"key": key})
+
+
+def embed_folder(
+    aligned_dir: str | Path,
+    networks: Networks,
+    out: str | Path,
+    config: EmbedConfig,
+    reconstructions: str | Path | None = None,
+    world: World | None = None,
+) -> Latents | None:
+    """Embed the usable photos of ``aligned_dir`` and write the latents file ``out``.
+
+    Returns the merged latents on rank 0 and None on other ranks.  ``reconstructions``: a folder that
+    receives ``<pid>.png`` renderings of the codes.
+    """
+    aligned_dir, out = Path(aligned_dir), Path(out)
+    world = world or init_world()
+    G = networks.generator.to(world.device).eval().requires_grad_(False)
+    for module in (networks.encoder, networks.discriminator, networks.lpips):
+        if module is not None:
+            module.to(world.device).eval().requires_grad_(False)
+    if networks.encoder is not None:
+        check_encoder_matches(networks.encoder, G, "--encoder")
+    if config.batch < 1:
+        raise InputError("--batch must be at least 1")
+    pids = usable_patients(aligned_dir)
+    landmarks = None
+    if config.identity and G.img_resolution >= IDENTITY_MIN_RESOLUTION:
+        landmarks = read_landmarks(aligned_dir) or None
+        if landmarks is not None and not _identity_model_available():
+            landmarks = None
+    work = work_folder(out)
+    key = _plan_key(aligned_dir, pids, networks, config)
+    if world.is_main:
+        _prepare_work(work, key)
+    barrier()
+    chunks = [pids[i : i + config.batch] for i in range(0, len(pids), config.batch)]
+    mine = [i for i in range(len(chunks)) if i % world.size == world.rank]
+    todo = [i for i in mine if not (work / f"chunk_{i:06d}.npz").is_file()]
+    w_std = w_std_estimate(G, config.project.w_avg_samples)
+    steps_per_chunk = max(config.project.steps, 1)
+    with make_progress() as progress:
+        task = progress.add_task(f"embedding (rank {world.rank})", total=len(todo) * steps_per_chunk)
+        for i in todo:
+            images, faces, has_mask = load_batch(aligned_dir, chunks[i], G.img_resolution, config.use_masks)
+            latents, recon = embed_batch(
+                networks, images, faces, has_mask, chunks[i], config, w_std, landmarks,
+                on_step=lambda _step: progress.advance(task),
+            )  # fmt: skip
+            if config.project.steps == 0:
+                progress.advance(task)
+            if reconstructions is not None:
+                _save_reconstructions(Path(reconstructions), chunks[i], recon)
+            save_latents(work / f"chunk_{i:06d}.npz", latents)
+    barrier()
+    if not world.is_main:
+        return None
+    merged = _merge([load_latents(work / f"chunk_{i:06d}.npz") for i in range(len(chunks))])
+    merged.meta = {
+        "space": config.project.space,
+        "generator_sha256": networks.generator_sha256,
+        "encoder_sha256": networks.encoder_sha256,
+        "discriminator_sha256": networks.discriminator_sha256,
+        "lpips_sha256": networks.lpips_sha256,
+        "resolution": int(G.img_resolution),
+        "num_ws": int(G.num_ws),
+        "w_dim": int(G.w_dim),
+        "config": config.to_dict(),
+    }
+    save_latents(out, merged)
+    shutil.rmtree(work, ignore_errors=True)
+    return merged
+
+
+def _merge(parts: list[Latents]) -> Latents:
+    names = sorted(set().union(*(p.metrics for p in parts)))
+    n = [len(p) for p in parts]
+    metrics = {
+        name: np.concatenate([p.metrics.get(name, np.full(k, np.nan)) for p, k in zip(parts, n, strict=True)])
+        for name in names
+    }
+    has_wplus = parts[0].wplus is not None
+    return Latents(
+        patient_id=np.concatenate([p.patient_id for p in parts]),
+        w=np.concatenate([p.w for p in parts]),
+        wplus=np.concatenate([p.wplus for p in parts]) if has_wplus else None,
+        metrics=metrics,
+    )
