@@ -51,7 +51,9 @@ class RunConfig:
 
     cohort: str = ""  # cohort folder: clinical.csv + photos/
     generator: str = ""  # generator checkpoint (native, NVIDIA .pkl or rosinality .pt)
-    encoder: str = ""  # encoder folder for the generator; empty: train one (encoder_steps) or start from w_avg
+    encoder: str = (
+        ""  # encoder folder for the generator; empty: train one (encoder_steps) or start from w_avg
+    )
     encoder_steps: int = 2000  # steps of encoder training when no encoder is given; 0: no encoder
     out: str = "runs/run"  # run folder
     seed: int = 0

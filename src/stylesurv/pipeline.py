@@ -1,4 +1,5 @@
-"""The whole method as one resumable pipeline: validate, align, fine-tune, encoder, embed, fit, explain, report.
+"""The whole method as one resumable pipeline: validate, align, fine-tune, encode, embed, fit, explain,
+report.
 
 Every stage runs through :class:`stylesurv.run.RunDir`: it is keyed by the hash of its inputs and config,
 skipped when nothing changed, resumed from what an interrupted run left when it was started with the same
@@ -139,7 +140,9 @@ def _embed(aligned: Path, generator: Path, encoder: Path | None, config: RunConf
     return build
 
 
-def _fit(latents: Path, cohort: Path, model: str, clinical: list[str], config: RunConfig) -> Callable[[Path], None]:
+def _fit(
+    latents: Path, cohort: Path, model: str, clinical: list[str], config: RunConfig
+) -> Callable[[Path], None]:
     def build(out: Path) -> None:
         from stylesurv.console import console
         from stylesurv.survival.bundle import fit_files
@@ -162,7 +165,9 @@ def _fit(latents: Path, cohort: Path, model: str, clinical: list[str], config: R
     return build
 
 
-def _explain(bundle: Path, generator: Path, latents: Path, aligned: Path, truth: Path | None) -> Callable[[Path], None]:
+def _explain(
+    bundle: Path, generator: Path, latents: Path, aligned: Path, truth: Path | None
+) -> Callable[[Path], None]:
     def build(out: Path) -> None:
         from stylesurv.explain.pipeline import ExplainOptions, explain_run
         from stylesurv.gan.checkpoint import load_generator
@@ -214,10 +219,19 @@ def read_run(run_dir: str | Path) -> RunArtifacts:
     latents = run.stage_path("embed") / "latents.npz"
     fit_root = run.root / "fit"
     bundles = {p.name: p for p in sorted(fit_root.glob("*")) if (p / "model.json").is_file()}
-    missing = [name for name, ok in (("generator", generator.is_file()), ("latents", latents.is_file()),
-                                     ("a fitted model", bool(bundles))) if not ok]
+    missing = [
+        name
+        for name, ok in (
+            ("generator", generator.is_file()),
+            ("latents", latents.is_file()),
+            ("a fitted model", bool(bundles)),
+        )
+        if not ok
+    ]
     if missing:
-        raise InputError(f"{run.root}: the run is unfinished ({', '.join(missing)} missing); run it to the end first")
+        raise InputError(
+            f"{run.root}: the run is unfinished ({', '.join(missing)} missing); run it to the end first"
+        )
     return RunArtifacts(config, generator, encoder, latents, bundles, run.stage_path("aligned"))
 
 
@@ -259,25 +273,30 @@ def run_pipeline(config: RunConfig) -> PipelineResult:
     encoder: Path | None = Path(config.encoder) if config.encoder else None
     if encoder is None and config.encoder_steps > 0:
         encoder = stage(
-            "encoder", {"steps": config.encoder_steps, "seed": config.seed}, {"generator": generator},
+            "encoder",
+            {"steps": config.encoder_steps, "seed": config.seed},
+            {"generator": generator},
             _encoder(generator, config),
         )
     embed_inputs = {"aligned": aligned, "generator": generator}
     if encoder is not None:
         embed_inputs["encoder"] = encoder
     embed_dir = stage(
-        "embed", {**vars(config.embed), "seed": config.seed}, embed_inputs,
+        "embed",
+        {**vars(config.embed), "seed": config.seed},
+        embed_inputs,
         _embed(aligned, generator, encoder, config),
     )
     latents = embed_dir / "latents.npz"
 
     bundles: dict[str, Path] = {}
     for model in config.fit.models:
-        name, clinical = (model, []) if model != "fusion" else (f"{config.fit.fusion_model}_fusion", config.fit.clinical)
-        kind = config.fit.fusion_model if model == "fusion" else model
-        fit_cfg = {"model": kind, "clinical": clinical, **vars(config.fit), "seed": config.seed}
+        name, kind, clinical = _model_plan(model, config)
+        fit_cfg = {**vars(config.fit), "model": kind, "clinical": clinical, "seed": config.seed}
         bundles[name] = stage(
-            f"fit/{name}", fit_cfg, {"latents": latents, "clinical": clinical_csv},
+            f"fit/{name}",
+            fit_cfg,
+            {"latents": latents, "clinical": clinical_csv},
             _fit(latents, cohort, kind, clinical, config),
         )
         result.metrics[name] = _headline(bundles[name])
@@ -286,7 +305,9 @@ def run_pipeline(config: RunConfig) -> PipelineResult:
     if primary is not None:
         truth = cohort / "truth.csv"
         stage(
-            "explain", {"seed": config.seed}, {"bundle": primary, "generator": generator, "latents": latents},
+            "explain",
+            {"seed": config.seed},
+            {"bundle": primary, "generator": generator, "latents": latents},
             _explain(primary, generator, latents, aligned, truth if truth.is_file() else None),
         )
 
@@ -297,8 +318,21 @@ def run_pipeline(config: RunConfig) -> PipelineResult:
     return result
 
 
+def _model_plan(model: str, config: RunConfig) -> tuple[str, str, list[str]]:
+    """(bundle name, survival model kind, clinical covariates) of an entry of ``config.fit.models``."""
+    if model == "fusion":
+        return f"{config.fit.fusion_model}_fusion", config.fit.fusion_model, list(config.fit.clinical)
+    if model == "clinical":
+        if not config.fit.clinical:
+            raise InputError(
+                "the clinical-only model needs clinical covariates: set fit.clinical / --clinical"
+            )
+        return "clinical", "clinical", list(config.fit.clinical)
+    return model, model, []
+
+
 def _headline(bundle_dir: Path) -> dict[str, Any]:
-    """Fold-mean Harrell's and Uno's C, IBS, and the pooled out-of-fold C with its CI, from cv_results.json."""
+    """Fold-mean Harrell's and Uno's C, IBS, and the pooled out-of-fold C with its CI (cv_results.json)."""
     cv = json.loads((bundle_dir / "cv_results.json").read_text())
     means = {row["metric"]: row["mean"] for row in cv["summary"]}
     return {
@@ -349,7 +383,9 @@ def demo_config(out: Path, settings: DemoSettings) -> RunConfig:
     )
 
 
-def run_demo(out: str | Path, settings: DemoSettings | None = None) -> tuple[PipelineResult, dict[str, float]]:
+def run_demo(
+    out: str | Path, settings: DemoSettings | None = None
+) -> tuple[PipelineResult, dict[str, float]]:
     """Synthesize the demo cohort (unaligned photos with landmarks) and run the whole pipeline on it.
 
     Returns the pipeline result and the cohort's oracle C-indices (face-only and face+clinical).
@@ -369,6 +405,8 @@ def run_demo(out: str | Path, settings: DemoSettings | None = None) -> tuple[Pip
         write_world(world, cohort, resolution=settings.resolution, unaligned=True)
     synth_seconds = time.perf_counter() - start
     result = run_pipeline(demo_config(out, settings))
-    result.stages.insert(0, StageResult("synth", cohort, "", cached=synth_seconds < 0.5, seconds=synth_seconds))
+    result.stages.insert(
+        0, StageResult("synth", cohort, "", cached=synth_seconds < 0.5, seconds=synth_seconds)
+    )
     oracle = json.loads((cohort / "oracle.json").read_text())
     return result, oracle

@@ -12,12 +12,21 @@ def run(
     config_file: Annotated[
         Path | None, typer.Argument(help="Run config (TOML); flags below override its fields.")
     ] = None,
-    cohort: Annotated[Path | None, typer.Option("--cohort", help="Cohort folder (clinical.csv + photos/).")] = None,
+    cohort: Annotated[
+        Path | None, typer.Option("--cohort", help="Cohort folder (clinical.csv + photos/).")
+    ] = None,
     generator: Annotated[
-        Path | None, typer.Option("--generator", help="StyleGAN2 checkpoint: native, NVIDIA .pkl, rosinality .pt.")
+        Path | None,
+        typer.Option("--generator", help="StyleGAN2 checkpoint: native, NVIDIA .pkl, rosinality .pt."),
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Run folder (created or resumed).")] = None,
-    encoder: Annotated[Path | None, typer.Option("--encoder", help="Encoder folder for the generator.")] = None,
+    encoder: Annotated[
+        Path | None, typer.Option("--encoder", help="Encoder folder for the generator.")
+    ] = None,
+    encoder_steps: Annotated[
+        int | None,
+        typer.Option("--encoder-steps", help="Without --encoder: train one for this many steps (0: none)."),
+    ] = None,
     landmarks: Annotated[
         Path | None, typer.Option("--landmarks", help="68-point landmarks CSV instead of the face detector.")
     ] = None,
@@ -27,7 +36,8 @@ def run(
     ] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="Embedding refinement steps.")] = None,
     models: Annotated[
-        str | None, typer.Option("--models", help="Comma-separated: coxnet,coxph,deepsurv,rsf,gbsa,fusion,clinical.")
+        str | None,
+        typer.Option("--models", help="Comma-separated: coxnet,coxph,deepsurv,rsf,gbsa,fusion,clinical."),
     ] = None,
     clinical: Annotated[
         str | None, typer.Option("--clinical", help="Comma-separated clinical covariates (fusion, clinical).")
@@ -44,7 +54,10 @@ def run(
     from stylesurv.pipeline import run_pipeline
 
     config = load_config(config_file) if config_file is not None else RunConfig()
-    overrides = {"cohort": cohort, "generator": generator, "out": out, "encoder": encoder, "seed": seed}
+    overrides = {
+        "cohort": cohort, "generator": generator, "out": out, "encoder": encoder, "seed": seed,
+        "encoder_steps": encoder_steps,
+    }  # fmt: skip
     for name, value in overrides.items():
         if value is not None:
             setattr(config, name, str(value) if isinstance(value, Path) else value)

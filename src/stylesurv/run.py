@@ -25,8 +25,7 @@ from stylesurv import __version__
 from stylesurv.console import info
 
 MANIFEST = "manifest.json"
-STAGE_MARKER = ".stage.json"
-PENDING_MARKER = ".stage-pending.json"
+STAGES_DIR = ".stages"  # RUN/.stages/<stage>.done.json and .pending.json: the stage bookkeeping
 _DEPENDENCIES = (
     "torch", "numpy", "scipy", "pandas", "pillow", "scikit-learn", "scikit-survival", "lifelines",
     "torchsurv", "kornia", "safetensors", "dlib-bin", "face-recognition-models", "scikit-image",
@@ -168,10 +167,13 @@ class RunDir:
     def stage_path(self, name: str) -> Path:
         return self.root / name
 
+    def _marker(self, name: str, kind: str) -> Path:
+        return self.root / STAGES_DIR / f"{name.replace('/', '__')}.{kind}.json"
+
     def stage_key(self, name: str) -> str | None:
         """The key a finished stage was computed with, or None when the stage is absent or incomplete."""
-        marker = self.stage_path(name) / STAGE_MARKER
-        if not marker.is_file():
+        marker = self._marker(name, "done")
+        if not marker.is_file() or not self.stage_path(name).is_dir():
             return None
         try:
             return json.loads(marker.read_text())["key"]
@@ -199,17 +201,17 @@ class RunDir:
             info(f"[green]✓[/green] {name}: up to date, skipped")
             self._record(name, key, config, input_hashes, cached=True, seconds=0.0)
             return StageResult(name, path, key, cached=True, seconds=0.0)
-        pending = path / PENDING_MARKER
+        pending, done = self._marker(name, "pending"), self._marker(name, "done")
         started_with = json.loads(pending.read_text()).get("key") if pending.is_file() else None
+        done.unlink(missing_ok=True)
         if path.exists() and started_with != key:
             shutil.rmtree(path)
         path.mkdir(parents=True, exist_ok=True)
         write_json_atomic(pending, {"key": key})
-        (path / STAGE_MARKER).unlink(missing_ok=True)
         start = time.perf_counter()
         build(path)
         seconds = time.perf_counter() - start
-        write_json_atomic(path / STAGE_MARKER, {"key": key, "config": dict(config), "inputs": input_hashes})
+        write_json_atomic(done, {"key": key, "config": dict(config), "inputs": input_hashes})
         pending.unlink()
         self._record(name, key, config, input_hashes, cached=False, seconds=seconds)
         return StageResult(name, path, key, cached=False, seconds=seconds)

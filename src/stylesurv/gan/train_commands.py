@@ -1,0 +1,139 @@
+"""`stylesurv gan train` and `stylesurv gan export-asset`: thin wrappers around stylesurv.gan.train."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def train_command(
+    data: Annotated[
+        Path, typer.Option("--data", help="Aligned folder (qc.csv 'ok' rows) or folder of R x R images.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Run folder; if it holds snapshots the run continues.")],
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume", help="Training snapshot (exact continuation) or generator checkpoint (fine-tune)."
+        ),
+    ] = None,
+    weights_only: Annotated[
+        bool,
+        typer.Option("--weights-only", help="Fine-tune from a training snapshot's weights (new schedule)."),
+    ] = False,
+    kimg: Annotated[
+        float, typer.Option("--kimg", help="Train until this many thousand real images.")
+    ] = 25000.0,
+    batch: Annotated[
+        int | None, typer.Option("--batch", help="Global minibatch (default: the preset's).")
+    ] = None,
+    aug: Annotated[
+        str, typer.Option("--aug", help="ada (adaptive p), fixed (constant --p) or none.")
+    ] = "ada",
+    p: Annotated[
+        float, typer.Option("--p", help="Initial (ada) or constant (fixed) augmentation probability.")
+    ] = 0.0,
+    target: Annotated[float, typer.Option("--target", help="ADA target for E[sign(D(real))].")] = 0.6,
+    freeze_d: Annotated[int, typer.Option("--freeze-d", help="Freeze D's first N layers (Freeze-D).")] = 0,
+    cfg: Annotated[str, typer.Option("--cfg", help="Preset: auto, synth32, synth64, paper256, ...")] = "auto",
+    lr: Annotated[float | None, typer.Option("--lr", help="Adam learning rate (default 0.0025).")] = None,
+    gamma: Annotated[float | None, typer.Option("--gamma", help="R1 weight (default: the preset's).")] = None,
+    mirror: Annotated[
+        bool | None, typer.Option("--mirror/--no-mirror", help="x-flipped copies of the data.")
+    ] = None,
+    snap: Annotated[int, typer.Option("--snap", help="Ticks between snapshots and sample grids.")] = 10,
+    snap_minutes: Annotated[
+        float | None,
+        typer.Option("--snap-minutes", help="Also snapshot after this many minutes of wall time."),
+    ] = None,
+    tick_kimg: Annotated[float, typer.Option("--tick-kimg", help="kimg between progress lines.")] = 1.0,
+    keep: Annotated[int, typer.Option("--keep", help="Snapshots to keep (at least 2).")] = 3,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of initialisation, latents, augmentation, data order.")
+    ] = 0,
+    metrics_net: Annotated[
+        Path | None,
+        typer.Option("--metrics-net", help="TorchScript feature network for FID/KID at snapshots."),
+    ] = None,
+    metrics_n: Annotated[int, typer.Option("--metrics-n", help="Images per side for FID/KID.")] = 1000,
+    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads per process.")] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="cpu or cuda (default: cuda if available).")
+    ] = None,
+) -> None:
+    """Train StyleGAN2-ADA from scratch, fine-tune a checkpoint, or continue a run.
+
+    Example: stylesurv gan train --data aligned --out runs/ft --resume base_generator.safetensors --kimg 2
+    --freeze-d 4 --aug ada.  Several processes: torchrun --nproc_per_node 2 -m stylesurv gan train ...
+    """
+    from stylesurv.console import info
+    from stylesurv.gan.train import TrainOptions, train
+
+    options = TrainOptions(
+        data=str(data),
+        out=str(out),
+        cfg=cfg,
+        resume=str(resume) if resume else None,
+        weights_only=weights_only,
+        kimg=kimg,
+        batch=batch,
+        aug=aug,
+        p=p,
+        target=target,
+        freeze_d=freeze_d,
+        lr=lr,
+        gamma=gamma,
+        mirror=mirror,
+        seed=seed,
+        tick_kimg=tick_kimg,
+        snap=snap,
+        snap_minutes=snap_minutes,
+        keep=keep,
+        metrics_net=str(metrics_net) if metrics_net else None,
+        metrics_n=metrics_n,
+        threads=threads,
+        device=device,
+    )
+    result = train(options)
+    info(f"trained to {result.nimg / 1000:.1f} kimg; latest snapshot {result.snapshot}")
+
+
+def export_asset_command(
+    snapshot: Annotated[
+        Path, typer.Argument(help="Training snapshot (RUN/snapshots/snapshot-*.safetensors).")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Output prefix: writes PREFIX.safetensors and PREFIX.json.")
+    ],
+    fp32: Annotated[bool, typer.Option("--fp32", help="Store float32 weights instead of float16.")] = False,
+    grid: Annotated[Path | None, typer.Option("--grid", help="Also write a sample grid PNG here.")] = None,
+) -> None:
+    """Export a snapshot's G_ema and D as a generator checkpoint plus a JSON with config, command and stats.
+
+    Example: stylesurv gan export-asset runs/base64/snapshots/snapshot-000400000.safetensors
+    --out src/stylesurv/assets/base_generator --grid docs/base_generator_samples.png
+    """
+    from stylesurv.console import info
+    from stylesurv.gan.train import export_asset
+
+    paths = export_asset(snapshot, out, half=not fp32, grid=grid)
+    info("wrote " + ", ".join(str(p) for p in paths))
+
+
+def _gan_group(app: typer.Typer) -> typer.Typer:
+    """The `gan` sub-app, created here unless stylesurv.gan.commands registered it already."""
+    for group in app.registered_groups:
+        if group.name == "gan" and group.typer_instance is not None:
+            return group.typer_instance
+    gan = typer.Typer(help="StyleGAN2: train, fine-tune, export.", no_args_is_help=True)
+    app.add_typer(gan, name="gan")
+    return gan
+
+
+def register(app: typer.Typer) -> None:
+    """Add `gan train` and `gan export-asset`."""
+    gan = _gan_group(app)
+    gan.command("train")(train_command)
+    gan.command("export-asset")(export_asset_command)

@@ -1,0 +1,150 @@
+"""`stylesurv run`: the whole pipeline on a tiny world, and kill-and-resume at every stage boundary and
+inside embedding giving the same final outputs as an uninterrupted run (stylesurv.pipeline)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from stylesurv.cli import main
+from stylesurv.cohort.synthetic import make_world, write_world
+from stylesurv.config import AlignConfig, EmbedConfig, FinetuneConfig, FitConfig, RunConfig
+from stylesurv.gan.checkpoint import save_networks
+from stylesurv.gan.networks import Discriminator, Generator
+from stylesurv.pipeline import read_run, run_pipeline
+from stylesurv.run import RunDir
+
+STAGES = ["validate", "aligned", "finetune", "encoder", "embed", "fit/coxnet", "fit/clinical", "explain"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("world")
+    write_world(make_world("cohort", 40, seed=5), root / "cohort", resolution=32, unaligned=True)
+    torch.manual_seed(0)
+    g_kwargs = {
+        "mapping_kwargs": {"num_layers": 2},
+        "synthesis_kwargs": {"channel_base": 256, "channel_max": 16},
+    }
+    G = Generator(z_dim=16, c_dim=0, w_dim=16, img_resolution=32, img_channels=3, **g_kwargs)
+    D = Discriminator(c_dim=0, img_resolution=32, img_channels=3, channel_base=256, channel_max=16)
+    save_networks(root / "G.safetensors", G_ema=G, G=G, D=D)
+    return {"cohort": root / "cohort", "generator": root / "G.safetensors"}
+
+
+def _config(world: dict[str, Path], out: Path) -> RunConfig:
+    return RunConfig(
+        cohort=str(world["cohort"]),
+        generator=str(world["generator"]),
+        out=str(out),
+        encoder_steps=4,
+        align=AlignConfig(resolution=32, landmarks=str(world["cohort"] / "landmarks.csv")),
+        finetune=FinetuneConfig(kimg=0.016, batch=8, freeze_d=1, aug="ada"),
+        embed=EmbedConfig(space="wplus", steps=3, batch=16),
+        fit=FitConfig(models=["coxnet", "clinical"], clinical=["age", "stage"], folds=3, permutations=2),
+    )
+
+
+def _outputs(run_dir: Path) -> dict[str, object]:
+    """The final results that must not depend on interruptions."""
+    with np.load(run_dir / "embed" / "latents.npz") as data:
+        latents = {key: data[key] for key in data.files}
+    explain = json.loads((run_dir / "explain" / "summary.json").read_text())
+    return {
+        "latents": latents,
+        "generator": load_file(run_dir / "finetune" / "generator.safetensors"),
+        "coxnet": json.loads((run_dir / "fit" / "coxnet" / "cv_results.json").read_text()),
+        "clinical": json.loads((run_dir / "fit" / "clinical" / "cv_results.json").read_text()),
+        "direction": np.load(run_dir / "explain" / "direction.npy"),
+        "correlations": explain.get("truth_correlations"),
+    }
+
+
+def _assert_same(a: dict[str, object], b: dict[str, object]) -> None:
+    assert a["generator"].keys() == b["generator"].keys()
+    for key in a["generator"]:
+        torch.testing.assert_close(a["generator"][key], b["generator"][key], rtol=0, atol=0, msg=key)
+    assert a["latents"].keys() == b["latents"].keys()
+    for key in a["latents"]:
+        np.testing.assert_array_equal(a["latents"][key], b["latents"][key], err_msg=key)
+    assert a["coxnet"] == b["coxnet"] and a["clinical"] == b["clinical"]
+    np.testing.assert_array_equal(a["direction"], b["direction"])
+    assert a["correlations"] == b["correlations"]
+
+
+@pytest.fixture(scope="module")
+def reference(world, tmp_path_factory) -> tuple[Path, dict[str, object]]:
+    out = tmp_path_factory.mktemp("reference") / "run"
+    run_pipeline(_config(world, out))
+    return out, _outputs(out)
+
+
+def test_uninterrupted_run_writes_every_stage_and_the_report(reference):
+    out, _ = reference
+    run = RunDir(out)
+    assert all(run.stage_key(name) for name in STAGES)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["seed"] == 0 and set(STAGES) <= set(manifest["stages"])
+    assert (out / "report.html").stat().st_size > 10_000
+    artifacts = read_run(out)
+    assert artifacts.generator == out / "finetune" / "generator.safetensors"
+    assert sorted(artifacts.bundles) == ["clinical", "coxnet"]
+
+
+def test_second_run_skips_every_stage(world, reference):
+    out, outputs = reference
+    result = run_pipeline(_config(world, out))
+    assert all(stage.cached for stage in result.stages)
+    _assert_same(outputs, _outputs(out))
+
+
+def test_kill_at_every_stage_boundary_and_inside_embedding_resumes_identically(
+    world, reference, tmp_path, monkeypatch
+):
+    import stylesurv.invert.embed as embed_module
+
+    _, expected = reference
+    out = tmp_path / "run"
+    config = _config(world, out)
+    real_run_stage = RunDir.run_stage
+    real_embed_batch = embed_module.embed_batch
+    state = {"kill_before": None, "embed_calls": 0, "kill_embed_at": None}
+
+    def run_stage(self, name, *args, **kwargs):
+        if name == state["kill_before"]:
+            raise KeyboardInterrupt(f"killed before {name}")
+        return real_run_stage(self, name, *args, **kwargs)
+
+    def embed_batch(*args, **kwargs):
+        state["embed_calls"] += 1
+        if state["embed_calls"] == state["kill_embed_at"]:
+            raise KeyboardInterrupt("killed inside embedding")
+        return real_embed_batch(*args, **kwargs)
+
+    monkeypatch.setattr(RunDir, "run_stage", run_stage)
+    monkeypatch.setattr(embed_module, "embed_batch", embed_batch)
+    for name in STAGES[1:]:
+        state["kill_before"] = name
+        with pytest.raises(KeyboardInterrupt):
+            run_pipeline(config)
+        if name == "embed":  # now also die after the first of the three chunks of the embedding
+            state["kill_before"], state["kill_embed_at"] = None, 2
+            with pytest.raises(KeyboardInterrupt):
+                run_pipeline(config)
+            assert len(list((out / "embed").glob("**/chunk_*.npz"))) == 1
+    state["kill_before"], state["kill_embed_at"] = None, None
+    calls_before = state["embed_calls"]
+    run_pipeline(config)
+    assert state["embed_calls"] == calls_before  # embedding had already finished; nothing redone
+    _assert_same(expected, _outputs(out))
+
+
+def test_run_command_needs_a_cohort_and_a_generator(tmp_path):
+    assert main(["run", "--out", str(tmp_path / "r")]) == 1
+    assert (
+        main(["run", "--cohort", str(tmp_path), "--generator", str(tmp_path / "g"), "--out", str(tmp_path)])
+        == 1
+    )
