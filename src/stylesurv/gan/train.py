@@ -615,10 +615,10 @@ def _start(
         return _continue(existing[-1], options, dataset, world, factory)
     if options.resume and is_snapshot(options.resume) and not options.weights_only:
         return _continue(Path(options.resume), options, dataset, world, factory)
+    _seed_global_rngs(options.seed)  # noise inputs and augmentation draw from the global generators
     if options.resume:
         return _finetune(options, dataset, world, factory)
     config = _configure(get_config(options.cfg, dataset.resolution), options)
-    torch.manual_seed(options.seed)
     G, D = factory(config.generator_kwargs(), config.discriminator_kwargs())
     return Trainer(G, D, config, options, dataset, world)
 
@@ -662,6 +662,13 @@ def _continue(
     trainer.load_state(tensors, meta)
     info(f"continuing from {path} at {trainer.nimg / 1000:.1f} kimg (ADA p {trainer.ada.p:.3f})")
     return trainer
+
+
+def _seed_global_rngs(seed: int) -> None:
+    """Seed torch's, numpy's and Python's global generators, so a new run is the same for the same seed."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
 
 
 def _finetune(
