@@ -46,6 +46,13 @@ class FitConfig:
 
 
 @dataclass
+class ExplainConfig:
+    attribution_patients: int = 64  # patients whose image change along the direction is measured
+    random_directions: int = 8  # random directions of the attribution baseline
+    max_sd: float = 3.0  # edits span -max_sd .. +max_sd attribute SDs
+
+
+@dataclass
 class RunConfig:
     """Everything that determines a run's results; its hash keys the stage cache."""
 
@@ -61,6 +68,7 @@ class RunConfig:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     embed: EmbedConfig = field(default_factory=EmbedConfig)
     fit: FitConfig = field(default_factory=FitConfig)
+    explain: ExplainConfig = field(default_factory=ExplainConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -166,7 +166,7 @@ def _fit(
 
 
 def _explain(
-    bundle: Path, generator: Path, latents: Path, aligned: Path, truth: Path | None
+    bundle: Path, generator: Path, latents: Path, aligned: Path, truth: Path | None, config: RunConfig
 ) -> Callable[[Path], None]:
     def build(out: Path) -> None:
         from stylesurv.explain.pipeline import ExplainOptions, explain_run
@@ -181,7 +181,12 @@ def _explain(
             out,
             aligned_dir=aligned,
             truth_csv=truth,
-            options=ExplainOptions(),
+            options=ExplainOptions(
+                max_sd=config.explain.max_sd,
+                attribution_patients=config.explain.attribution_patients,
+                n_random=config.explain.random_directions,
+                seed=config.seed,
+            ),
         )
 
     return build
@@ -306,9 +311,9 @@ def run_pipeline(config: RunConfig) -> PipelineResult:
         truth = cohort / "truth.csv"
         stage(
             "explain",
-            {"seed": config.seed},
+            {**vars(config.explain), "seed": config.seed},
             {"bundle": primary, "generator": generator, "latents": latents},
-            _explain(primary, generator, latents, aligned, truth if truth.is_file() else None),
+            _explain(primary, generator, latents, aligned, truth if truth.is_file() else None, config),
         )
 
     from stylesurv.report.html import write_report
@@ -353,14 +358,14 @@ class DemoSettings:
     n: int = 300  # patients of the synthetic cohort
     resolution: int = 64
     seed: int = 1
-    finetune_kimg: float = 0.5  # brief fine-tuning of the shipped base generator on the cohort
-    embed_steps: int = 20  # refinement steps after the shipped encoder
-    permutations: int = 10
+    finetune_kimg: float = 0.1  # brief fine-tuning of the shipped base generator on the cohort
+    embed_steps: int = 8  # refinement steps after the shipped encoder
+    permutations: int = 0  # the permutation test reruns the whole CV per permutation: off in the demo
 
 
 def demo_config(out: Path, settings: DemoSettings) -> RunConfig:
     """The run config of the demo: shipped generator and encoder, CoxNet + DeepSurv + clinical fusion."""
-    from stylesurv.config import AlignConfig, EmbedConfig, FinetuneConfig, FitConfig
+    from stylesurv.config import AlignConfig, EmbedConfig, ExplainConfig, FinetuneConfig, FitConfig
 
     cohort = out / "cohort"
     return RunConfig(
@@ -380,6 +385,7 @@ def demo_config(out: Path, settings: DemoSettings) -> RunConfig:
             repeats=1,
             permutations=settings.permutations,
         ),
+        explain=ExplainConfig(attribution_patients=32, random_directions=4),
     )
 
 
