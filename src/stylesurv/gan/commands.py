@@ -148,8 +148,8 @@ def _png_bytes(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _gan_group(app: typer.Typer) -> typer.Typer:
-    """The `gan` sub-app (shared with stylesurv.gan.train_commands)."""
+def gan_group(app: typer.Typer) -> typer.Typer:
+    """The `gan` sub-app of ``app``, created on first use (shared with stylesurv.gan.train_commands)."""
     for group in app.registered_groups:
         if group.name == "gan" and group.typer_instance is not None:
             return group.typer_instance
@@ -160,7 +160,7 @@ def _gan_group(app: typer.Typer) -> typer.Typer:
 
 def register(app: typer.Typer) -> None:
     """Add `gan convert`, `gan info` and `gan sample`."""
-    gan = _gan_group(app)
+    gan = gan_group(app)
     gan.command("convert")(convert_command)
     gan.command("info")(info_command)
     gan.command("sample")(sample_command)

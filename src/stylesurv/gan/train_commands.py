@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from stylesurv.gan.commands import gan_group
+
 
 def train_command(
     data: Annotated[
@@ -122,18 +124,8 @@ def export_asset_command(
     info("wrote " + ", ".join(str(p) for p in paths))
 
 
-def _gan_group(app: typer.Typer) -> typer.Typer:
-    """The `gan` sub-app, created here unless stylesurv.gan.commands registered it already."""
-    for group in app.registered_groups:
-        if group.name == "gan" and group.typer_instance is not None:
-            return group.typer_instance
-    gan = typer.Typer(help="StyleGAN2: train, fine-tune, export.", no_args_is_help=True)
-    app.add_typer(gan, name="gan")
-    return gan
-
-
 def register(app: typer.Typer) -> None:
     """Add `gan train` and `gan export-asset`."""
-    gan = _gan_group(app)
+    gan = gan_group(app)
     gan.command("train")(train_command)
     gan.command("export-asset")(export_asset_command)
