@@ -110,10 +110,12 @@ def _encoder(generator: Path, config: RunConfig) -> Callable[[Path], None]:
     def build(out: Path) -> None:
         from stylesurv.gan.checkpoint import load_generator
         from stylesurv.invert.encoder import EncoderTrainConfig, save_encoder, train_encoder
+        from stylesurv.run import sha256_file
 
         G = load_generator(generator)
         encoder = train_encoder(G, EncoderTrainConfig(steps=config.encoder_steps, seed=config.seed))
-        save_encoder(out, encoder, {"generator": str(generator), "steps": config.encoder_steps})
+        info = {"generator_sha256": sha256_file(generator), "steps": config.encoder_steps}
+        save_encoder(out, encoder, info)
 
     return build
 

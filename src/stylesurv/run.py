@@ -92,6 +92,32 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
 
 
+def canonical_safetensors(data: bytes) -> bytes:
+    """The same safetensors file with its JSON header in sorted key order (8-byte aligned with spaces).
+
+    The safetensors library writes metadata in hash-map order, which changes from process to process; a
+    canonical header makes equal tensors and metadata give equal bytes, so content hashes are stable.
+    """
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + data[8 + size :]
+
+
+def write_safetensors_atomic(
+    path: str | os.PathLike[str], tensors: Mapping[str, Any], metadata: Mapping[str, str] | None = None
+) -> None:
+    """Write torch tensors (or numpy arrays) as a canonical safetensors file, atomically."""
+    first = next(iter(tensors.values()), None)
+    if first is not None and not hasattr(first, "detach"):
+        from safetensors.numpy import save
+    else:
+        from safetensors.torch import save
+    data = save(dict(tensors), metadata=dict(metadata) if metadata is not None else None)
+    write_bytes_atomic(path, canonical_safetensors(data))
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)

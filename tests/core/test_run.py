@@ -108,3 +108,26 @@ def test_atomic_outputs_get_ordinary_permissions(tmp_path):
         (tmp / "g.txt").write_text("y")
     assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o666 & ~umask
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+def test_safetensors_are_canonical_and_round_trip(tmp_path):
+    import numpy as np
+    import torch
+    from safetensors import safe_open
+    from safetensors.numpy import load_file as load_numpy
+
+    from stylesurv.run import write_safetensors_atomic
+
+    tensors = {"b": torch.arange(6.0).reshape(2, 3), "a": torch.ones(3, dtype=torch.int64)}
+    meta = {f"key{i}": str(i) for i in range(20)}  # many keys: hash-map order would vary between processes
+    write_safetensors_atomic(tmp_path / "t.safetensors", tensors, meta)
+    with safe_open(tmp_path / "t.safetensors", "pt") as f:
+        assert f.metadata() == meta
+        assert torch.equal(f.get_tensor("b"), tensors["b"]) and torch.equal(f.get_tensor("a"), tensors["a"])
+    data = (tmp_path / "t.safetensors").read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    assert size % 8 == 0 and list(header) == sorted(header)
+    assert list(header["__metadata__"]) == sorted(meta)
+    write_safetensors_atomic(tmp_path / "n.safetensors", {"x": np.eye(2, dtype=np.float32)})
+    np.testing.assert_array_equal(load_numpy(tmp_path / "n.safetensors")["x"], np.eye(2))

@@ -28,7 +28,7 @@ import torch
 from stylesurv.errors import CheckpointError, InputError
 from stylesurv.gan import nvidia_pickle, rosinality
 from stylesurv.gan.networks import Discriminator, Generator
-from stylesurv.run import atomic_path, sha256_file
+from stylesurv.run import sha256_file, write_safetensors_atomic
 
 FORMAT = "stylesurv-gan"
 FORMAT_VERSION = 1
@@ -301,8 +301,6 @@ def save_networks(
     extra_meta: dict[str, Any] | None = None,
 ) -> None:
     """Write the given networks to a native .safetensors checkpoint, atomically."""
-    from safetensors.torch import save_file
-
     networks = {name: net for name, net in (("G", G), ("D", D), ("G_ema", G_ema)) if net is not None}
     if not networks:
         raise ValueError("save_networks needs at least one of G, D, G_ema")
@@ -314,8 +312,7 @@ def save_networks(
         for key, value in net.state_dict().items():
             tensors[f"{name}.{key}"] = value.detach().to("cpu", copy=True).contiguous()
     meta["extra"] = json.dumps(extra_meta or {}, sort_keys=True)
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+    write_safetensors_atomic(path, tensors, meta)
 
 
 def convert_checkpoint(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> list[str]:

@@ -59,7 +59,13 @@ from stylesurv.gan.loss import (
     r1_penalty,
 )
 from stylesurv.gan.presets import TrainConfig, get_config
-from stylesurv.run import atomic_path, sha256_file, write_json_atomic, write_text_atomic
+from stylesurv.run import (
+    atomic_path,
+    sha256_file,
+    write_json_atomic,
+    write_safetensors_atomic,
+    write_text_atomic,
+)
 
 SNAPSHOT_FORMAT = "stylesurv-train-snapshot"
 SNAPSHOT_VERSION = 1
@@ -444,8 +450,6 @@ def _payload_hash(tensors: dict[str, torch.Tensor]) -> str:
 
 def save_snapshot(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     """Write a training snapshot atomically, with the SHA-256 of its tensors in the metadata."""
-    from safetensors.torch import save_file
-
     meta = dict(meta, payload_sha256=_payload_hash(tensors))
     header = {
         "format": checkpoint.FORMAT,
@@ -460,8 +464,7 @@ def save_snapshot(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict
         "extra": json.dumps({"kimg": meta["nimg"] / 1000, "training_snapshot": True}),
         TRAIN_STATE_KEY: json.dumps(meta),
     }
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=header)
+    write_safetensors_atomic(path, tensors, header)
 
 
 def is_snapshot(path: str | Path) -> bool:

@@ -24,12 +24,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from stylesurv.errors import CheckpointError
 from stylesurv.invert.project import w_std_estimate
-from stylesurv.run import atomic_path, write_json_atomic
+from stylesurv.run import write_json_atomic, write_safetensors_atomic
 
 WEIGHTS_FILE = "encoder.safetensors"
 CONFIG_FILE = "encoder.json"
@@ -105,9 +105,8 @@ def save_encoder(folder: str | os.PathLike[str], encoder: Encoder, info: dict[st
     folder.mkdir(parents=True, exist_ok=True)
     config = asdict(encoder.config)
     state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
-    with atomic_path(folder / WEIGHTS_FILE) as tmp:
-        metadata = {"config": json.dumps(config), "format_version": str(FORMAT_VERSION)}
-        save_file(state, str(tmp), metadata=metadata)
+    metadata = {"config": json.dumps(config), "format_version": str(FORMAT_VERSION)}
+    write_safetensors_atomic(folder / WEIGHTS_FILE, state, metadata)
     write_json_atomic(folder / CONFIG_FILE, {"config": config, "format_version": FORMAT_VERSION, **info})
 
 

@@ -48,7 +48,7 @@ import pandas as pd
 from stylesurv import __version__
 from stylesurv.errors import InputError
 from stylesurv.invert.latents import Latents
-from stylesurv.run import atomic_dir, write_bytes_atomic, write_json_atomic, write_text_atomic
+from stylesurv.run import atomic_dir, write_json_atomic, write_safetensors_atomic, write_text_atomic
 from stylesurv.survival.data import FeaturePipeline, FeatureSpec, SurvivalData
 from stylesurv.survival.models import LateFusion, LinearCox, ModelFactory, SurvivalModel, restore_model
 from stylesurv.survival.validation import CVResults, cross_validate, fit_all
@@ -196,8 +196,6 @@ def save_bundle(
     extra: dict[str, Any],
 ) -> None:
     """Write model.json and arrays.safetensors for a pipeline + model fitted on ``data`` into ``out``."""
-    from safetensors.numpy import save
-
     features_config, features_arrays = pipeline.export()
     model_config, model_arrays = model.export()
     train_risk = model.predict(pipeline.transform(data))
@@ -218,7 +216,7 @@ def save_bundle(
         "arrays": ARRAYS,
         "cv_results": CV_RESULTS,
     }
-    write_bytes_atomic(out / ARRAYS, save(arrays, metadata={"format": FORMAT}))
+    write_safetensors_atomic(out / ARRAYS, arrays, {"format": FORMAT})
     write_json_atomic(out / MODEL_JSON, doc)
 
 
