@@ -361,7 +361,7 @@ class DemoSettings:
     resolution: int = 64
     seed: int = 1
     finetune_kimg: float = 0.1  # brief fine-tuning of the shipped base generator on the cohort
-    embed_steps: int = 8  # refinement steps after the shipped encoder
+    embed_steps: int = 20  # refinement steps after the shipped encoder
     permutations: int = 0  # the permutation test reruns the whole CV per permutation: off in the demo
 
 
