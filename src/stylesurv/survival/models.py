@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,8 +99,12 @@ def select_by_inner_cv(
 
 
 # ------------------------------------------------------------------------------------------ base class
-class SurvivalModel:
-    """Shared behaviour: a Breslow baseline over the model's own log-risk, for models that have none."""
+class SurvivalModel(ABC):
+    """Shared behaviour: a Breslow baseline over the model's own log-risk, for models that have none.
+
+    Subclasses give ``fit(X, y) -> self`` (sklearn style; restored bundles may be predict-only),
+    ``predict`` and ``export``.
+    """
 
     kind = "base"
     is_linear = False
@@ -109,11 +114,9 @@ class SurvivalModel:
         self.baseline_time_ = np.zeros(0)
         self.baseline_cumhaz_ = np.zeros(0)
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> SurvivalModel:
-        raise NotImplementedError
-
+    @abstractmethod
     def predict(self, X: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """Log-risk per row of X (higher = worse prognosis)."""
 
     def _fit_baseline(self, X: np.ndarray, y: np.ndarray) -> None:
         self.baseline_time_, self.baseline_cumhaz_ = breslow_baseline(self.predict(X), y["time"], y["event"])
@@ -129,8 +132,9 @@ class SurvivalModel:
         self.baseline_time_ = np.asarray(arrays["baseline_time"], dtype=np.float64)
         self.baseline_cumhaz_ = np.asarray(arrays["baseline_cumhaz"], dtype=np.float64)
 
+    @abstractmethod
     def export(self) -> tuple[dict[str, Any], Arrays]:
-        raise NotImplementedError
+        """The fitted model as a JSON-able config and named arrays (no pickles)."""
 
 
 # --------------------------------------------------------------------------------------- linear Cox
