@@ -6,8 +6,15 @@ import pandas as pd
 import pytest
 
 from stylesurv.cli import main
+from stylesurv.errors import InputError
 from stylesurv.explain.direction import health_direction
-from stylesurv.explain.pipeline import ExplainOptions, explain_run, remove_nuisance_evaluation
+from stylesurv.explain.pipeline import (
+    ExplainOptions,
+    explain_run,
+    held_out_health,
+    held_out_split,
+    remove_nuisance_evaluation,
+)
 from stylesurv.invert.latents import Latents, save_latents
 from tests.explain.toys import region_generator
 
@@ -61,9 +68,11 @@ def test_explain_writes_every_output(tmp_path: Path) -> None:
     assert probe["r2_cv"] > 0.95 and abs(probe["cosine"]) < 0.05
 
 
-def _synthetic_cohort(root: Path, n: int = 240, seed: int = 0) -> tuple[Latents, np.ndarray]:
-    """Codes whose axis 0 is the facial risk and axis 1 a background that tracks death in the training split
-    only (like `synth --confounded`)."""
+def _synthetic_cohort(
+    root: Path, n: int = 240, seed: int = 0, confounded: bool = True
+) -> tuple[Latents, np.ndarray]:
+    """Codes whose axis 0 is the facial risk and axis 1 a background that, when ``confounded``, tracks death
+    in the training split only (like `synth --confounded`)."""
     rng = np.random.default_rng(seed)
     codes = rng.standard_normal((n, 6))
     face = codes[:, 0]
@@ -72,7 +81,9 @@ def _synthetic_cohort(root: Path, n: int = 240, seed: int = 0) -> tuple[Latents,
     event = (rng.uniform(size=n) < 0.8).astype(int)
     early = time < np.median(time)
     background = np.where(
-        split == "train", np.where(early, 1.5, -1.5) + 0.3 * rng.standard_normal(n), codes[:, 1]
+        (split == "train") & confounded,
+        np.where(early, 1.5, -1.5) + 0.3 * rng.standard_normal(n),
+        codes[:, 1],
     )
     codes[:, 1] = background
     ids = np.array([f"s{i:03d}" for i in range(n)])
@@ -142,6 +153,62 @@ def test_removing_the_confounded_background_keeps_the_held_out_c_index(
     )
     html = write_report(tmp_path / "run", no_photos=True)[0].read_text()
     assert "codes without nuisance directions" in html and f"{result['c_index_removed']:.3f}" in html
+
+
+def test_held_out_split_holds_out_exactly_the_given_patients() -> None:
+    ids = np.array(["a", "b", "c", "d"])
+    event = np.array([1, 0, 1, 0])
+    train, test, name = held_out_split(ids, event, None, seed=0, test_ids=["d", "b", "unknown"])
+    assert train.tolist() == [0, 2] and test.tolist() == [1, 3] and name == "given held-out patients"
+    for wrong in (["unknown"], ids.tolist()):
+        with pytest.raises(InputError, match="held-out patients"):
+            held_out_split(ids, event, None, seed=0, test_ids=wrong)
+
+
+def test_held_out_attribute_tracks_the_true_facial_risk_of_unseen_patients(
+    fitted: tuple[Path, Latents], tmp_path: Path
+) -> None:
+    from stylesurv.survival.metrics import harrell_c
+
+    root, _ = fitted  # the bundle only names the model kind and the features to refit
+    world = tmp_path / "world"
+    latents, codes = _synthetic_cohort(world, confounded=False)
+    test_ids = latents.patient_id[::3]
+    result = held_out_health(root / "bundle", latents, world, world / "truth.csv", seed=0, test_ids=test_ids)
+    assert (result["n_train"], result["n_test"]) == (240 - len(test_ids), len(test_ids))
+    # Risk rises along axis 0 alone, so the direction fitted on the training patients is -axis 0 and the
+    # held-out attribute is -lp_face up to the small weights the model puts on the other axes.
+    assert result["correlations"]["lp_face"] < -0.95
+    clinical = pd.read_csv(world / "clinical.csv").iloc[::3]
+    oracle = harrell_c(clinical["time"].to_numpy(), clinical["event"].to_numpy(), codes[::3, 0])
+    assert result["c_index_test"] == pytest.approx(oracle, abs=0.03)
+    # Nothing about the held-out patients' outcomes enters the direction: scrambling them changes the
+    # held-out C-index but not the attribute.
+    table = pd.read_csv(world / "clinical.csv")
+    held = table.index % 3 == 0
+    table.loc[held, "time"] = table.loc[held, "time"].to_numpy()[::-1]
+    table.to_csv(world / "clinical.csv", index=False)
+    scrambled = held_out_health(root / "bundle", latents, world, world / "truth.csv", 0, test_ids)
+    assert scrambled["correlations"] == pytest.approx(result["correlations"], rel=1e-9)
+    assert abs(scrambled["c_index_test"] - result["c_index_test"]) > 0.05
+
+
+def test_remove_nuisance_takes_the_split_and_the_nuisance_source(
+    fitted: tuple[Path, Latents],
+) -> None:
+    root, latents = fitted
+    truth = pd.read_csv(root / "truth.csv")
+    args = (root / "bundle", latents, root, None, root / "truth.csv")
+    default = remove_nuisance_evaluation(*args, seed=0)
+    given = remove_nuisance_evaluation(
+        *args, seed=0, test_ids=truth.loc[truth["split"] == "test", "patient_id"]
+    )
+    assert given["split"] == "given held-out patients"
+    assert given["c_index_removed"] == default["c_index_removed"] and given["n_test"] == default["n_test"]
+    with pytest.raises(InputError, match="aligned folder"):
+        remove_nuisance_evaluation(*args, source="photo")
+    with pytest.raises(InputError, match="'truth' or 'photo'"):
+        remove_nuisance_evaluation(*args, source="clothes")
 
 
 def test_explain_command_needs_cohort_for_remove_nuisance(

@@ -13,9 +13,10 @@ Everything is written into one output folder, atomically (a killed run leaves th
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -35,6 +36,9 @@ from stylesurv.explain.nuisance import (
 )
 from stylesurv.invert.latents import Latents
 from stylesurv.run import write_bytes_atomic, write_json_atomic, write_text_atomic
+
+if TYPE_CHECKING:
+    from stylesurv.survival.data import FeatureSpec, SurvivalData
 
 
 @dataclass
@@ -215,12 +219,21 @@ def _attribution(
     return result.to_json()
 
 
-# ------------------------------------------------------------------------------------- nuisance removal
+# ------------------------------------------------------------------------------ held-out evaluation
 def held_out_split(
-    patient_ids: np.ndarray, event: np.ndarray, truth: pd.DataFrame | None, seed: int
+    patient_ids: np.ndarray,
+    event: np.ndarray,
+    truth: pd.DataFrame | None,
+    seed: int,
+    test_ids: Collection[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, str]:
-    """Train and test row indices: the synthetic world's own split column when there is one, else a seeded
-    70/30 split stratified by event."""
+    """Train and test row indices: the given ``test_ids``, else the synthetic world's own split column when
+    there is one, else a seeded 70/30 split stratified by event."""
+    if test_ids is not None:
+        held = np.isin(patient_ids.astype(str), np.asarray(list(test_ids), dtype=str))
+        if not held.any() or held.all():
+            raise InputError("the held-out patients must be some, but not all, of the cohort's patients")
+        return np.flatnonzero(~held), np.flatnonzero(held), "given held-out patients"
     if truth is not None and "split" in truth.columns:
         split = truth.set_index(truth["patient_id"].astype(str))["split"].reindex(patient_ids.tolist())
         train, test = np.flatnonzero(split == "train"), np.flatnonzero(split == "test")
@@ -233,28 +246,22 @@ def held_out_split(
     return np.sort(train), np.sort(test), f"random 70/30 split stratified by event (seed {seed})"
 
 
-def remove_nuisance_evaluation(
-    bundle_dir: str | Path,
-    latents: Latents,
-    cohort_dir: str | Path,
-    aligned_dir: str | Path | None,
-    truth_csv: str | Path | None,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Held-out C-index of the bundle's model refitted on plain codes and on codes with nuisance removed.
+@dataclass(frozen=True)
+class RefitInputs:
+    """What refitting a bundle's model on part of its cohort needs: its kind, its latent feature spec and
+    the cohort's outcomes joined to the codes."""
 
-    The nuisance directions are found on the training patients only (ridge probes of the truth's nuisance
-    factors, or of the attributes measured in the aligned photos, by iterative null-space projection), then
-    removed from every code.  With the synthetic world's truth, it also reports how well each refitted
-    model's health attribute tracks the true facial linear predictor on the held-out patients.
-    """
-    import dataclasses
+    kind: str
+    spec: FeatureSpec  # latent features only
+    data: SurvivalData
 
-    from stylesurv.survival.bundle import SurvivalBundle, load_bundle
+
+def refit_inputs(bundle_dir: str | Path, latents: Latents, cohort_dir: str | Path) -> RefitInputs:
+    """The bundle's model kind and latent feature spec (clinical covariates dropped), with the codes joined
+    to the cohort's outcomes; an InputError for a bundle that was not fitted on latent codes."""
+    from stylesurv.survival.bundle import load_bundle
     from stylesurv.survival.data import FeatureSpec, join_latents, read_cohort_table
-    from stylesurv.survival.metrics import harrell_c
-    from stylesurv.survival.models import IMAGE_KINDS, ModelFactory
-    from stylesurv.survival.validation import fit_all
+    from stylesurv.survival.models import IMAGE_KINDS
 
     bundle = load_bundle(bundle_dir)
     spec = FeatureSpec(
@@ -264,28 +271,130 @@ def remove_nuisance_evaluation(
         pca=bundle.spec.pca,
     )
     if spec.space not in ("w", "wplus"):
-        raise InputError(f"--remove-nuisance needs a model fitted on latent codes, not {bundle.model_name!r}")
+        raise InputError(
+            f"{bundle_dir}: refitting needs a model fitted on latent codes, not {bundle.model_name!r}"
+        )
     kind = bundle.kind if bundle.kind in IMAGE_KINDS else "coxnet"
-    data = join_latents(latents, read_cohort_table(cohort_dir), spec.space)
+    return RefitInputs(kind, spec, join_latents(latents, read_cohort_table(cohort_dir), spec.space))
+
+
+def refit_and_score(
+    inputs: RefitInputs,
+    data: SurvivalData,
+    train: np.ndarray,
+    test: np.ndarray,
+    health: pd.DataFrame | None,
+    seed: int,
+) -> dict[str, Any]:
+    """Refit the model on the ``train`` rows of ``data``; Harrell's C on the ``test`` rows and, for a linear
+    model with true health factors, the correlation of each factor with the held-out health attribute.
+
+    The attribute is the projection of the held-out codes on the refitted model's health direction,
+    standardised over the training codes, so nothing about the held-out patients enters it.
+    """
+    from stylesurv.survival.bundle import SurvivalBundle
+    from stylesurv.survival.metrics import harrell_c
+    from stylesurv.survival.models import ModelFactory
+    from stylesurv.survival.validation import fit_all
+
+    pipeline, model = fit_all(data.subset(train), inputs.spec, ModelFactory(inputs.kind), seed)
+    test_data = data.subset(test)
+    risk = model.predict(pipeline.transform(test_data))
+    result: dict[str, Any] = {"c_index": harrell_c(test_data.time, test_data.event, risk)}
+    if health is not None and model.is_linear:
+        gradient = SurvivalBundle(inputs.kind, pipeline, model, 0.0, 1.0, {}).latent_direction()
+        direction = health_direction(gradient, data.codes[train])
+        attribute = pd.DataFrame(
+            {"patient_id": test_data.patient_id, "health_attribute": direction.attribute(test_data.codes)}
+        )
+        result["correlations"] = _correlations(attribute, health)
+    return result
+
+
+def _truth_tables(truth_csv: str | Path | None) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """(health factors, whole truth table) of a synthetic world's truth.csv, or (None, None)."""
+    if truth_csv is None:
+        return None, None
+    health, _ = truth_factors(truth_csv)
+    return health, pd.read_csv(truth_csv, dtype={"patient_id": str})
+
+
+def held_out_health(
+    bundle_dir: str | Path,
+    latents: Latents,
+    cohort_dir: str | Path,
+    truth_csv: str | Path,
+    seed: int = 0,
+    test_ids: Collection[str] | None = None,
+) -> dict[str, Any]:
+    """How well a health direction found on training patients generalises: the bundle's model refitted on
+    the training split, its Harrell's C on the held-out patients and the correlation of their health
+    attribute with each of the synthetic world's true health factors (lp_face: the true facial risk).
+
+    The split is ``test_ids`` when given, else the truth's split column, else a seeded 70/30 split.
+    """
+    inputs = refit_inputs(bundle_dir, latents, cohort_dir)
+    health, truth = _truth_tables(truth_csv)
+    train, test, split_name = held_out_split(inputs.data.patient_id, inputs.data.event, truth, seed, test_ids)
+    info(f"refitting {inputs.kind} on {len(train)} training patients, evaluating on {len(test)} held out")
+    scored = refit_and_score(inputs, inputs.data, train, test, health, seed)
+    return {
+        "model": inputs.kind,
+        "split": split_name,
+        "n_train": int(len(train)),
+        "n_test": int(len(test)),
+        "c_index_test": scored["c_index"],
+        "correlations": scored.get("correlations", {}),
+    }
+
+
+# ------------------------------------------------------------------------------------- nuisance removal
+def remove_nuisance_evaluation(
+    bundle_dir: str | Path,
+    latents: Latents,
+    cohort_dir: str | Path,
+    aligned_dir: str | Path | None,
+    truth_csv: str | Path | None,
+    seed: int = 0,
+    source: str | None = None,
+    test_ids: Collection[str] | None = None,
+) -> dict[str, Any]:
+    """Held-out C-index of the bundle's model refitted on plain codes and on codes with nuisance removed.
+
+    The nuisance directions are found on the training patients only (ridge probes of the truth's nuisance
+    factors, or of the attributes measured in the aligned photos: ``source`` "truth" or "photo", by default
+    the truth when there is one), then removed from every code.  With the synthetic world's truth, it also
+    reports how well each refitted model's health attribute tracks the true facial linear predictor on the
+    held-out patients.  The split is as in :func:`held_out_split`.
+    """
+    import dataclasses
+
+    source = source or ("truth" if truth_csv is not None else "photo")
+    if source not in ("truth", "photo"):
+        raise InputError(f"the nuisance source must be 'truth' or 'photo', got {source!r}")
+    if source == "truth" and truth_csv is None:
+        raise InputError("nuisance directions from the truth need the synthetic world's truth.csv (--truth)")
+    if source == "photo" and aligned_dir is None:
+        raise InputError("nuisance directions measured in the photos need the aligned folder (--aligned)")
+    inputs = refit_inputs(bundle_dir, latents, cohort_dir)
+    data = inputs.data
     ids = data.patient_id
-    truth = None
-    if truth_csv is not None:
-        health, targets = truth_factors(truth_csv)
-        truth = pd.read_csv(truth_csv, dtype={"patient_id": str})
-        source = "truth"
+    health, truth = _truth_tables(truth_csv)
+    if source == "truth":
+        assert truth_csv is not None
+        targets = truth_factors(truth_csv)[1]
     else:
         assert aligned_dir is not None
-        health, targets, source = None, measure_photo_nuisances(aligned_dir, ids.tolist()), "photo"
+        targets = measure_photo_nuisances(aligned_dir, ids.tolist())
     targets = (
         targets.set_index(targets["patient_id"].astype(str)).reindex(ids.tolist()).drop(columns="patient_id")
     )
-    train, test, split_name = held_out_split(ids, data.event, truth, seed)
+    train, test, split_name = held_out_split(ids, data.event, truth, seed, test_ids)
     codes = np.asarray(data.codes, dtype=np.float64)
     basis = nuisance_basis(codes[train], targets.iloc[train], seed=seed)
     cleaned = dataclasses.replace(data, codes=project_out(codes, basis))
-    factory = ModelFactory(kind)
     result: dict[str, Any] = {
-        "model": kind,
+        "model": inputs.kind,
         "split": split_name,
         "n_train": int(len(train)),
         "n_test": int(len(test)),
@@ -294,17 +403,10 @@ def remove_nuisance_evaluation(
         "n_directions": int(len(basis)),
     }
     for label, variant in (("plain", data), ("removed", cleaned)):
-        info(f"refitting {kind} on the training split ({label} codes)")
-        pipeline, model = fit_all(variant.subset(train), spec, factory, seed)
-        test_data = variant.subset(test)
-        risk = model.predict(pipeline.transform(test_data))
-        result[f"c_index_{label}"] = harrell_c(test_data.time, test_data.event, risk)
-        if health is not None and "lp_face" in health.columns and model.is_linear:
-            refit = SurvivalBundle(kind, pipeline, model, 0.0, 1.0, {})
-            # The cleaned model sees P x, so its gradient w.r.t. x is P g (P: the orthogonal projection).
-            gradient = refit.latent_direction().reshape(1, -1)
-            gradient = project_out(gradient, basis) if label == "removed" else gradient
-            attribute = -codes[test].reshape(len(test), -1) @ gradient.reshape(-1)
-            truth_lp = health.set_index("patient_id")["lp_face"].reindex(ids[test].tolist()).to_numpy(float)
-            result[f"r_lp_face_{label}"] = float(np.corrcoef(attribute, truth_lp)[0, 1])
+        info(f"refitting {inputs.kind} on the training split ({label} codes)")
+        scored = refit_and_score(inputs, variant, train, test, health, seed)
+        result[f"c_index_{label}"] = scored["c_index"]
+        correlations = scored.get("correlations", {})
+        if "lp_face" in correlations:
+            result[f"r_lp_face_{label}"] = correlations["lp_face"]
     return result

@@ -1,0 +1,258 @@
+"""Does the health direction read the face?  The explain stage's "done when" measured on the synthetic world.
+
+Two synthetic cohorts from one seed go through the whole pipeline (`stylesurv.pipeline.run_pipeline`:
+unaligned photos with their true landmarks, align, embed with the encoder and ``--steps`` refinement steps,
+CoxNet with 5-fold CV, explain): the plain world, and the same patients with ``confounded`` backgrounds
+(the background follows the outcome in the 70 % training split only; the 30 % test patients render
+identically in both worlds).  Then:
+
+1. health attribute vs the true facial risk (truth.csv ``lp_face``, and each facial factor) on held-out
+   patients: CoxNet refitted on the training split, the direction from its coefficients, the attribute of
+   the unseen test patients (`explain.pipeline.held_out_health`); target |r| >= 0.8;
+2. share of the pixel-change energy along d inside the face mask, next to random directions and to the
+   face's share of the image area (the explain stage's attribution); target >= 0.8;
+3. |cosine| between d and the background and clothing directions (ridge probes of the true factors and of
+   the colours measured in the aligned photos; the explain stage's probes); target <= 0.2;
+4. held-out Harrell's C on the test split: the plain world's model (reference), the confounded world's
+   model on plain codes, and on codes with the nuisance directions removed (from the true factors and
+   from the photo measurements; `explain.pipeline.remove_nuisance_evaluation`); target: the plain model
+   drops below the reference while the cleaned one keeps it (within ``--tolerance``).
+
+Run: ``python bench/bench_explain.py`` (600 patients per world, 50 steps; see --help).  Small check of the
+bench itself: ``python bench/bench_explain.py --quick`` (200 patients, 10 steps).  ``--out DIR`` keeps the
+runs and reuses their finished stages on a rerun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from stylesurv.pipeline import BASE_ENCODER, BASE_GENERATOR
+
+BACKGROUND_PROBES = ("background_value", "background_saturation", "background_hue_cos", "background_hue_sin",
+                     "background_brightness", "background_red_green", "background_yellow_blue")  # fmt: skip
+CLOTHING_PROBES = ("clothing_value", "clothing_saturation", "clothing_hue_cos", "clothing_hue_sin",
+                   "clothing_brightness", "clothing_red_green", "clothing_yellow_blue")  # fmt: skip
+FACIAL_FACTORS = ("lp_face", "cachexia", "pallor", "periorbital")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--generator", type=Path, default=BASE_GENERATOR, help="generator checkpoint")
+    parser.add_argument(
+        "--encoder", default=str(BASE_ENCODER), help="encoder folder of that generator ('' for none)"
+    )
+    parser.add_argument("--n", type=int, default=600, help="patients per synthetic cohort")
+    parser.add_argument("--steps", type=int, default=50, help="embedding refinement steps after the encoder")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the worlds and of every stage")
+    parser.add_argument("--out", type=Path, default=None, help="work folder (kept); default: a temporary one")
+    parser.add_argument("--finetune-kimg", type=float, default=0.0, help="fine-tune the generator first")
+    parser.add_argument("--attribution-patients", type=int, default=64, help="patients of the attribution")
+    parser.add_argument("--random-directions", type=int, default=8, help="random directions (baseline)")
+    parser.add_argument("--tolerance", type=float, default=0.02, help="C-index tolerance of check 4")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--quick", action="store_true", help="a small check: --n 200 --steps 10")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.n, args.steps = 200, 10
+    return args
+
+
+def synthesize(cohort: Path, n: int, seed: int, resolution: int, confounded: bool) -> None:
+    """Write the synthetic cohort (unaligned photos + true landmarks, as the demo), unless already there."""
+    from stylesurv.cohort.synthetic import make_world, write_world
+
+    wanted = {"kind": "cohort", "n": n, "seed": seed, "resolution": resolution, "unaligned": True}
+    wanted["confounded"] = confounded
+    done = cohort / "synth.json"
+    if done.is_file() and all(json.loads(done.read_text()).get(k) == v for k, v in wanted.items()):
+        return
+    world = make_world("cohort", n, seed, confounded=confounded)
+    write_world(world, cohort, resolution=resolution, unaligned=True)
+
+
+def run_world(root: Path, args: argparse.Namespace, resolution: int, confounded: bool) -> dict[str, float]:
+    """Synthesize one world and run the pipeline on it; returns the seconds of each stage computed."""
+    from stylesurv.config import AlignConfig, EmbedConfig, ExplainConfig, FinetuneConfig, FitConfig, RunConfig
+    from stylesurv.pipeline import run_pipeline
+
+    cohort = root / "cohort"
+    start = time.perf_counter()
+    synthesize(cohort, args.n, args.seed, resolution, confounded)
+    seconds = {"synth": time.perf_counter() - start}
+    config = RunConfig(
+        cohort=str(cohort),
+        generator=str(args.generator),
+        encoder=args.encoder,
+        encoder_steps=0,
+        out=str(root / "run"),
+        seed=args.seed,
+        align=AlignConfig(resolution=resolution, landmarks=str(cohort / "landmarks.csv")),
+        finetune=FinetuneConfig(kimg=args.finetune_kimg, batch=16, freeze_d=4, aug="ada"),
+        embed=EmbedConfig(space="wplus", steps=args.steps, batch=50),
+        fit=FitConfig(models=["coxnet"], clinical=[], folds=5, repeats=1, permutations=0),
+        explain=ExplainConfig(
+            attribution_patients=args.attribution_patients, random_directions=args.random_directions
+        ),
+    )
+    result = run_pipeline(config)
+    seconds.update(result.stage_times())
+    return seconds
+
+
+def largest_cosine(probes: list[dict], names: tuple[str, ...]) -> tuple[float, str]:
+    """The largest |cosine| with d among the named probes, and which probe (source:name) it is."""
+    found = [(abs(p["cosine"]), f"{p['source']}:{p['name']}") for p in probes if p["name"] in names]
+    return max(found) if found else (float("nan"), "none")
+
+
+def checks(plain: Path, confounded: Path, args: argparse.Namespace) -> list[dict]:
+    """The four measurements on the two finished runs, as table rows."""
+    from stylesurv.explain.pipeline import held_out_health, remove_nuisance_evaluation
+    from stylesurv.invert.latents import load_latents
+    from stylesurv.survival.metrics import harrell_c
+
+    rows: list[dict] = []
+
+    def row(check: str, measure: str, value: float, target: str = "", ok: bool | None = None) -> None:
+        rows.append({"check": check, "measure": measure, "value": value, "target": target,
+                     "pass": "" if ok is None else ("yes" if ok else "NO")})  # fmt: skip
+
+    truth_b = pd.read_csv(confounded / "cohort" / "truth.csv", dtype={"patient_id": str})
+    test_ids = truth_b.loc[truth_b["split"] == "test", "patient_id"].tolist()
+
+    # 1. held-out health attribute vs the true facial factors (the plain world)
+    latents_a = load_latents(plain / "run" / "embed" / "latents.npz")
+    truth_a_csv = plain / "cohort" / "truth.csv"
+    held = held_out_health(
+        plain / "run" / "fit" / "coxnet", latents_a, plain / "cohort", truth_a_csv, args.seed, test_ids
+    )
+    r = held["correlations"].get("lp_face", float("nan"))
+    row("1 attribute", f"r(attribute, lp_face), {held['n_test']} held out", r, "|r| >= 0.8", abs(r) >= 0.8)
+    for factor in FACIAL_FACTORS[1:]:
+        row("1 attribute", f"r(attribute, {factor}), held out", held["correlations"].get(factor, np.nan))
+    explain = json.loads((plain / "run" / "explain" / "summary.json").read_text())
+    in_sample = explain.get("truth_correlations", {}).get("lp_face", float("nan"))
+    row("1 attribute", f"r(attribute, lp_face), all {explain['n_patients']} (in sample)", in_sample)
+    truth_a = pd.read_csv(truth_a_csv, dtype={"patient_id": str}).set_index("patient_id")
+    clinical = pd.read_csv(plain / "cohort" / "clinical.csv", dtype={"patient_id": str}).set_index(
+        "patient_id"
+    )
+    test = clinical.loc[test_ids]
+    oracle = harrell_c(test["time"].to_numpy(), test["event"].to_numpy(), truth_a.loc[test_ids, "lp_face"])
+    row("1 attribute", "held-out C of the refitted model", held["c_index_test"])
+    row("1 attribute", "held-out C of the true lp_face (oracle)", oracle)
+
+    # 2. where the change happens
+    attribution = explain.get("attribution")
+    if attribution is None:
+        row("2 face share", "attribution missing (no masks?)", float("nan"), ">= 0.8", False)
+    else:
+        face = attribution["health"]["face"]
+        count = attribution["n_patients"]
+        row(
+            "2 face share",
+            f"energy share in face mask, along d ({count} patients)",
+            face,
+            ">= 0.8",
+            face >= 0.8,
+        )
+        random_mean = attribution["random_mean"]["face"]
+        row("2 face share", f"same, {attribution['n_random']} random directions (mean)", random_mean)
+        row("2 face share", "same, random directions (SD)", attribution["random_sd"]["face"])
+        row("2 face share", "face share of the image area", attribution["area"]["face"])
+        for region in ("background", "clothing", "other"):
+            row("2 face share", f"energy share in {region}, along d", attribution["health"][region])
+
+    # 3. cosines with the nuisance directions
+    probes = explain.get("probes", {}).get("items", [])
+    for label, names in (("background", BACKGROUND_PROBES), ("clothing", CLOTHING_PROBES)):
+        cosine, which = largest_cosine(probes, names)
+        row("3 nuisance", f"max |cos(d, {label})| ({which})", cosine, "<= 0.2", bool(cosine <= 0.2))
+        r2 = max((p["r2_cv"] for p in probes if p["name"] in names), default=float("nan"))
+        row("3 nuisance", f"best {label} probe CV R^2 (is it encoded?)", r2)
+
+    # 4. confounded training split: C-index on the unconfounded test split
+    latents_b = load_latents(confounded / "run" / "embed" / "latents.npz")
+    reference = held["c_index_test"]
+    for world, folder in (("plain", plain), ("confounded", confounded)):
+        cv = json.loads((folder / "run" / "fit" / "coxnet" / "cv_results.json").read_text())
+        row("4 confounded", f"5-fold CV C over all patients, {world} world", cv["oof_harrell_c"])
+    row("4 confounded", "test C, model of the plain world (reference)", reference)
+    for source in ("truth", "photo"):
+        removal = remove_nuisance_evaluation(
+            confounded / "run" / "fit" / "coxnet",
+            latents_b,
+            confounded / "cohort",
+            confounded / "run" / "aligned",
+            confounded / "cohort" / "truth.csv",
+            seed=args.seed,
+            source=source,
+        )
+        plain_c, removed_c = removal["c_index_plain"], removal["c_index_removed"]
+        if source == "truth":
+            drops = plain_c < reference - args.tolerance
+            row("4 confounded", "test C, confounded model, plain codes", plain_c, "drops", drops)
+        keeps = removed_c >= reference - args.tolerance and removed_c > plain_c
+        measure = f"test C, --remove-nuisance ({source} probes, {removal['n_directions']} dirs)"
+        row("4 confounded", measure, removed_c, "keeps", keeps)
+        if source == "truth":
+            for label in ("plain", "removed"):
+                r = removal.get(f"r_lp_face_{label}", float("nan"))
+                row("4 confounded", f"r(attribute, lp_face) held out, {label} codes", r)
+    return rows
+
+
+def print_table(rows: list[dict], title: str) -> None:
+    table = Table(title=title)
+    for column in ("check", "measure", "value", "target", "pass"):
+        table.add_column(column, justify="right" if column == "value" else "left")
+    for r in rows:
+        value = r["value"]
+        text = f"{value:.3f}" if isinstance(value, float) else str(value)
+        table.add_row(r["check"], r["measure"], text, r.get("target", ""), r.get("pass", ""))
+    Console(width=120).print(table)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    from stylesurv.gan.checkpoint import load_generator
+
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    resolution = int(load_generator(args.generator).img_resolution)
+    out = args.out or Path(tempfile.mkdtemp(prefix="stylesurv-explain-bench-"))
+    start = time.perf_counter()
+    try:
+        seconds = {
+            "plain": run_world(out / "plain", args, resolution, confounded=False),
+            "confounded": run_world(out / "confounded", args, resolution, confounded=True),
+        }
+        rows = checks(out / "plain", out / "confounded", args)
+    finally:
+        if args.out is None:
+            shutil.rmtree(out, ignore_errors=True)
+    total = time.perf_counter() - start
+    for world, stages in seconds.items():
+        stage_text = ", ".join(f"{name} {s:.0f}" for name, s in stages.items())
+        rows.append(
+            {"check": "time", "measure": f"{world} world (s): {stage_text}", "value": sum(stages.values())}
+        )
+    rows.append({"check": "time", "measure": "bench wall time (s)", "value": total})
+    title = f"explain on the synthetic world: n={args.n} per world, {args.steps} steps, {resolution} px"
+    print_table(rows, title)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
