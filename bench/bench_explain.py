@@ -10,7 +10,12 @@ identically in both worlds).  Then:
    patients: CoxNet refitted on the training split, the direction from its coefficients, the attribute of
    the unseen test patients (`explain.pipeline.held_out_health`); target |r| >= 0.8;
 2. share of the pixel-change energy along d inside the face mask, next to random directions and to the
-   face's share of the image area (the explain stage's attribution); target >= 0.8;
+   face's share of the image area (the explain stage's attribution); target >= 0.8.  Next to it: the same
+   share inside the face with its contour margin, each W+ layer group's part of the edit, the direction
+   with the nuisance span projected out, and two references: the latent direction of the true facial
+   risk (a ridge probe of lp_face on the codes: what this generator and embedding allow a perfect linear
+   model), and the world itself (the renderer's own photos changed along the true facial risk: what a
+   perfect model and generator would show);
 3. |cosine| between d and the background and clothing directions (ridge probes of the true factors and of
    the colours measured in the aligned photos; the explain stage's probes); target <= 0.2;
 4. held-out Harrell's C on the test split: the plain world's model (reference), the confounded world's
@@ -38,6 +43,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from stylesurv.explain.direction import GROUP_RESOLUTIONS
 from stylesurv.pipeline import BASE_ENCODER, BASE_GENERATOR
 
 BACKGROUND_PROBES = ("background_value", "background_saturation", "background_hue_cos", "background_hue_sin",
@@ -111,13 +117,90 @@ def run_world(root: Path, args: argparse.Namespace, resolution: int, confounded:
     return seconds
 
 
+def true_change_shares(
+    truth_csv: Path, resolution: int, margin: int, count: int, seed: int
+) -> dict[str, float]:
+    """Energy shares of the renderer's own change when the facial factors move toward lower true risk.
+
+    Each of ``count`` seeded patients is rendered aligned as in its cohort, then again with cachexia, pallor
+    and periorbital moved by a small step along minus the true coefficients; the change energy is split by
+    the unedited rendering's labels, as the attribution does.
+    """
+    from stylesurv.cohort.render import render_aligned
+    from stylesurv.cohort.simulate import SurvivalModel
+    from stylesurv.explain.attribution import (
+        REGIONS,
+        face_with_margin,
+        mean_shares,
+        region_share,
+        region_shares,
+    )
+
+    truth = pd.read_csv(truth_csv, dtype={"patient_id": str})
+    model = SurvivalModel()
+    betas = {
+        "cachexia": model.beta_cachexia,
+        "pallor": model.beta_pallor,
+        "periorbital": model.beta_periorbital,
+    }
+    norm = float(np.sqrt(sum(b * b for b in betas.values())))
+    rows = np.random.default_rng(seed).choice(len(truth), size=min(count, len(truth)), replace=False)
+    energy, labels = [], []
+    for i in np.sort(rows):
+        subject = truth.iloc[int(i)].to_dict()
+        before = render_aligned(subject, resolution)[0]
+        moved = {**subject, **{k: subject[k] - 0.05 * b / norm for k, b in betas.items()}}
+        after = render_aligned(moved, resolution)[0]
+        energy.append(((after.rgb.astype(np.float64) - before.rgb) ** 2).sum(axis=-1))
+        labels.append(before.labels)
+    e, m = np.stack(energy), np.stack(labels)
+    shares = dict(zip(REGIONS, map(float, mean_shares(region_shares(e, m))), strict=True))
+    wide = region_share(e, face_with_margin(m, margin))
+    return {**shares, "face_with_margin": float(np.nanmean(wide))}
+
+
+def true_direction_shares(folder: Path, patients: int, seed: int) -> dict[str, float]:
+    """Where the generator puts the change along the latent direction of the TRUE facial risk.
+
+    A ridge probe of truth.csv's ``lp_face`` on the run's codes (the best linear read-out of the true facial
+    risk a model could find in these codes) is measured exactly as d is: same patients, masks, step and
+    generator.  It separates what the generator and embedding allow from what the model found.
+    """
+    from stylesurv.explain.attribution import attribute_regions, load_masks
+    from stylesurv.explain.direction import health_direction
+    from stylesurv.explain.nuisance import fit_probe
+    from stylesurv.gan.checkpoint import load_generator
+    from stylesurv.invert.latents import load_latents
+    from stylesurv.pipeline import read_run
+
+    artifacts = read_run(folder / "run")
+    generator = load_generator(artifacts.generator)
+    latents = load_latents(artifacts.latents)
+    codes = np.asarray(latents.wplus if latents.wplus is not None else latents.w, dtype=np.float64)
+    truth = pd.read_csv(folder / "cohort" / "truth.csv", dtype={"patient_id": str}).set_index("patient_id")
+    lp_face = truth.loc[latents.patient_id.tolist(), "lp_face"].to_numpy(dtype=np.float64)
+    weights, r2 = fit_probe(codes, lp_face, seed=seed)
+    direction = health_direction(weights.reshape(codes.shape[1:]), codes)  # a risk gradient, as a model's
+    rows = np.sort(
+        np.random.default_rng(seed).choice(len(codes), size=min(patients, len(codes)), replace=False)
+    )
+    masks, fallback = load_masks(
+        artifacts.aligned, latents.patient_id[rows].tolist(), generator.img_resolution
+    )
+    found = attribute_regions(
+        generator, codes[rows], direction, masks, n_random=0, seed=seed, n_fallback_masks=fallback
+    )
+    assert found.face_margin is not None
+    return {"face": found.health["face"], "face_with_margin": found.face_margin["health"], "r2_cv": r2}
+
+
 def largest_cosine(probes: list[dict], names: tuple[str, ...]) -> tuple[float, str]:
     """The largest |cosine| with d among the named probes, and which probe (source:name) it is."""
     found = [(abs(p["cosine"]), f"{p['source']}:{p['name']}") for p in probes if p["name"] in names]
     return max(found) if found else (float("nan"), "none")
 
 
-def checks(plain: Path, confounded: Path, args: argparse.Namespace) -> list[dict]:
+def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: int) -> list[dict]:
     """The four measurements on the two finished runs, as table rows."""
     from stylesurv.explain.pipeline import held_out_health, remove_nuisance_evaluation
     from stylesurv.invert.latents import load_latents
@@ -174,6 +257,44 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace) -> list[dict
         row("2 face share", "face share of the image area", attribution["area"]["face"])
         for region in ("background", "clothing", "other"):
             row("2 face share", f"energy share in {region}, along d", attribution["health"][region])
+        wide = attribution.get("face_with_margin")
+        margin = int(attribution.get("face_margin_px", 0))
+        if wide is not None:
+            label = f"face + {margin} px contour margin"
+            row("2 face share", f"energy share in {label}, along d", wide["health"])
+            row(
+                "2 face share",
+                f"same, random directions (mean +- {wide['random_sd']:.3f})",
+                wide["random_mean"],
+            )
+            row("2 face share", f"{label}: share of the image area", wide["area"])
+        groups = attribution.get("groups") or {}
+        for name, group in sorted(groups.items(), key=lambda item: list(GROUP_RESOLUTIONS).index(item[0])):
+            row(
+                "2 face share",
+                f"{name} layers' part of the edit: face share ({group['weight']:.2f} of |d|^2, "
+                f"{group['energy_share']:.2f} of the energy)",
+                group["health"]["face"],
+            )
+        orthogonal = explain.get("nuisance_orthogonal", {})
+        if "attribution" in orthogonal:
+            row(
+                "2 face share",
+                f"d with the nuisance span removed ({orthogonal['n_directions']} dirs, "
+                f"{orthogonal['removed_share']:.3f} of |d|^2): face share",
+                orthogonal["attribution"]["health"]["face"],
+            )
+        ceiling = true_direction_shares(plain, count, args.seed)
+        row(
+            "2 face share",
+            f"latent direction of the true lp_face (probe CV R^2 {ceiling['r2_cv']:.2f}): face",
+            ceiling["face"],
+        )
+        row("2 face share", "same, face + margin share", ceiling["face_with_margin"])
+        reference = true_change_shares(plain / "cohort" / "truth.csv", resolution, margin, count, args.seed)
+        row("2 face share", "truth: renderer's own facial-risk change, face share", reference["face"])
+        row("2 face share", "truth: same, background share", reference["background"])
+        row("2 face share", f"truth: same, face + {margin} px margin share", reference["face_with_margin"])
 
     # 3. cosines with the nuisance directions
     probes = explain.get("probes", {}).get("items", [])
@@ -238,7 +359,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             "plain": run_world(out / "plain", args, resolution, confounded=False),
             "confounded": run_world(out / "confounded", args, resolution, confounded=True),
         }
-        rows = checks(out / "plain", out / "confounded", args)
+        rows = checks(out / "plain", out / "confounded", args, resolution)
     finally:
         if args.out is None:
             shutil.rmtree(out, ignore_errors=True)

@@ -1,17 +1,20 @@
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from stylesurv.explain.attribution import (
     REGIONS,
     attribute_regions,
     change_energy,
+    face_margin_px,
+    face_with_margin,
     load_masks,
     patient_file,
     region_shares,
 )
 from stylesurv.explain.direction import health_direction
-from tests.explain.toys import region_generator, region_mask
+from tests.explain.toys import LinearGenerator, region_generator, region_mask
 
 
 def test_shares_sum_to_one() -> None:
@@ -68,3 +71,67 @@ def test_patients_whose_image_does_not_change_are_left_out_of_the_mean() -> None
     assert np.isnan(shares[0]).all()
     np.testing.assert_allclose(mean_shares(shares), [1.0, 0.0, 0.0, 0.0])
     assert np.isnan(mean_shares(shares[:1])).all()
+
+
+def test_face_margin_grows_the_face_by_whole_pixels_within_each_image() -> None:
+    masks = np.zeros((2, 7, 7), dtype=np.uint8)
+    masks[0, 3, 3] = 1  # one face pixel in the first image, none in the second
+    np.testing.assert_array_equal(face_with_margin(masks, 0), masks == 1)
+    grown = face_with_margin(masks, 1)
+    assert grown[0].sum() == 5 and grown[0, 2, 3] and grown[0, 3, 4] and not grown[0, 2, 2]  # 4-connected
+    assert face_with_margin(masks, 2)[0].sum() == 13  # a diamond of radius 2
+    assert not grown[1].any()  # never dilated across patients
+    # 1/32 of the side: 2 px at 64 px (the shipped generator), 8 px at 256 px, at least 1 px.
+    assert (face_margin_px(64), face_margin_px(256), face_margin_px(16)) == (2, 8, 1)
+
+
+def _layer_generator(
+    rows: dict[tuple[int, int], np.ndarray], num_ws: int = 10, w_dim: int = 3
+) -> LinearGenerator:
+    """A linear generator in which code coordinate (layer, dim) paints the given [R, R] pattern in every
+    colour channel, and every other coordinate does nothing."""
+    resolution = next(iter(rows.values())).shape[0]
+    weight = torch.zeros(num_ws * w_dim, 3, resolution, resolution)
+    for (layer, dim), pattern in rows.items():
+        weight[layer * w_dim + dim] = torch.from_numpy(pattern.astype(np.float32))[None]
+    return LinearGenerator(weight.reshape(num_ws * w_dim, -1), num_ws, w_dim, resolution)
+
+
+def test_a_change_just_outside_the_face_counts_only_with_the_contour_margin() -> None:
+    mask = region_mask(8)
+    face = mask == 1
+    ring = face_with_margin(mask[None], 1)[0] & ~face  # the pixels one step outside the face
+    gen = _layer_generator({(0, 0): ring.astype(float)})
+    codes = np.random.default_rng(0).standard_normal((3, gen.num_ws, gen.w_dim))
+    gradient = np.zeros((gen.num_ws, gen.w_dim))
+    gradient[0, 0] = -1.0
+    result = attribute_regions(
+        gen, codes, health_direction(gradient, codes), np.stack([mask] * 3), n_random=2
+    )
+    assert result.health["face"] == pytest.approx(0.0)
+    assert result.face_margin is not None and result.margin_px == 1  # 8 px image: the 1 px floor
+    assert result.face_margin["health"] == pytest.approx(1.0)
+    assert result.face_margin["area"] == pytest.approx((face | ring).mean())
+
+
+def test_each_layer_groups_part_of_the_edit_is_measured_on_its_own() -> None:
+    mask = region_mask(8)
+    # layer 0 (4 px, coarse) paints the face with amplitude 1, layer 8 (64 px, fine) the background with
+    # amplitude 2; the direction moves both coordinates equally, so each group holds half of |d|^2.
+    gen = _layer_generator({(0, 1): (mask == 1).astype(float), (8, 0): 2.0 * (mask == 0)})
+    codes = np.random.default_rng(0).standard_normal((4, gen.num_ws, gen.w_dim))
+    gradient = np.zeros((gen.num_ws, gen.w_dim))
+    gradient[0, 1] = gradient[8, 0] = -1.0
+    result = attribute_regions(
+        gen, codes, health_direction(gradient, codes), np.stack([mask] * 4), n_random=0
+    )
+    groups = result.to_json()["groups"]
+    assert set(groups) == {"coarse", "fine"}  # the middle layers are untouched, so not measured
+    assert groups["coarse"]["weight"] == pytest.approx(0.5) and groups["fine"]["weight"] == pytest.approx(0.5)
+    assert groups["coarse"]["health"]["face"] == pytest.approx(1.0)
+    assert groups["fine"]["health"]["background"] == pytest.approx(1.0)
+    # Energy per pixel is 3 channels x amplitude^2: the face has 1 x its area, the background 4 x its area.
+    face_energy, background_energy = (mask == 1).sum(), 4.0 * (mask == 0).sum()
+    expected = face_energy / (face_energy + background_energy)
+    assert groups["coarse"]["energy_share"] == pytest.approx(expected, rel=1e-4)
+    assert result.health["face"] == pytest.approx(expected, rel=1e-3)  # the whole edit is the sum

@@ -3,11 +3,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from stylesurv.explain.direction import health_direction
 from stylesurv.explain.nuisance import (
+    Probe,
     fit_probe,
     head_pose,
     measure_photo_nuisances,
     nuisance_basis,
+    orthogonal_to_nuisance,
     probe_attributes,
     project_out,
 )
@@ -77,3 +80,32 @@ def test_background_and_clothing_colour_from_photo_and_mask(tmp_path) -> None:
     assert table.loc["p1", "clothing_yellow_blue"] == pytest.approx(-1.0)
     assert table.loc["p1", "head_roll_deg"] == pytest.approx(0.0)
     assert np.isnan(table.loc["p2", "background_brightness"])
+
+
+def test_orthogonal_direction_drops_exactly_the_part_of_d_in_the_nuisance_span() -> None:
+    codes = np.random.default_rng(0).standard_normal((50, 4))
+    d = health_direction(-np.array([1.0, 1.0, 0.0, 0.0]), codes)  # d = (e0 + e1) / sqrt(2)
+    background = Probe("background_value", 0.9, 0.0, np.array([1.0, 0.0, 0.0, 0.0]), 50)
+    unreadable = Probe("clothing_value", 0.01, 0.0, np.array([0.0, 1.0, 0.0, 0.0]), 50)  # R^2 < 0.05
+    found = orthogonal_to_nuisance(d, [background, unreadable], codes)
+    assert found.n_directions == 1 and found.removed_share == pytest.approx(0.5)
+    assert found.to_json()["cosine_with_d"] == pytest.approx(np.sqrt(0.5))
+    assert found.direction is not None
+    np.testing.assert_allclose(found.direction.vector, [0.0, 1.0, 0.0, 0.0], atol=1e-12)
+    # standardised over the cohort like d itself: the attribute has mean 0 and SD 1
+    attribute = found.direction.attribute(codes)
+    assert attribute.mean() == pytest.approx(0.0, abs=1e-12) and attribute.std() == pytest.approx(1.0)
+
+
+def test_orthogonal_direction_is_d_without_probes_and_none_when_d_is_all_nuisance() -> None:
+    codes = np.random.default_rng(1).standard_normal((40, 2, 3))
+    gradient = np.zeros((2, 3))
+    gradient[1, 2] = -1.0
+    d = health_direction(gradient, codes)
+    same = orthogonal_to_nuisance(d, [], codes)
+    assert same.removed_share == pytest.approx(0.0) and same.direction is not None
+    np.testing.assert_allclose(same.direction.vector, d.vector)
+    assert same.direction.scale == pytest.approx(d.scale)
+    along = Probe("background_value", 0.5, 1.0, d.vector.reshape(-1), 40)
+    gone = orthogonal_to_nuisance(d, [along], codes)
+    assert gone.direction is None and gone.removed_share == pytest.approx(1.0)

@@ -66,6 +66,51 @@ def test_explain_writes_every_output(tmp_path: Path) -> None:
     assert summary["truth_correlations"]["lp_face"] == pytest.approx(-1.0)
     probe = {p["name"]: p for p in summary["probes"]["items"]}["background_value"]
     assert probe["r2_cv"] > 0.95 and abs(probe["cosine"]) < 0.05
+    # d (code axis 1) is orthogonal to the background probe (axis 0): nothing of it is removed.
+    orthogonal = summary["nuisance_orthogonal"]
+    assert orthogonal["n_directions"] >= 1 and orthogonal["removed_share"] < 0.01
+    np.testing.assert_allclose(np.load(out / "direction_orthogonal.npy"), -gradient, atol=0.05)
+
+
+def test_explain_attribution_reports_the_strict_margin_group_and_orthogonal_shares(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from tests.explain.toys import region_mask
+
+    gen = region_generator()  # code (layer 0, dim k) paints mask region k only
+    rng = np.random.default_rng(0)
+    ids = np.array([f"p{i}" for i in range(80)])
+    codes = rng.standard_normal((80, gen.num_ws, gen.w_dim))
+    (tmp_path / "aligned" / "masks").mkdir(parents=True)
+    for pid in ids:
+        Image.fromarray(region_mask(gen.img_resolution)).save(tmp_path / "aligned" / "masks" / f"{pid}.png")
+    pd.DataFrame({"patient_id": ids, "background_value": codes[:, 0, 0]}).to_csv(
+        tmp_path / "truth.csv", index=False
+    )
+    gradient = np.zeros((gen.num_ws, gen.w_dim))
+    gradient[0, 1] = -1.0  # the face coordinate
+    gradient[0, 0] = -0.5  # and some background, which the background probe finds
+    summary = explain_run(
+        GradientBundle(gradient),
+        gen,
+        Latents(patient_id=ids, wplus=codes.astype(np.float32)),
+        tmp_path / "out",
+        aligned_dir=tmp_path / "aligned",
+        truth_csv=tmp_path / "truth.csv",
+        options=ExplainOptions(steps=3, n_random=2, attribution_patients=8),
+    )
+    attribution = summary["attribution"]
+    for key in ("health", "random_mean", "random_sd", "area", "regions", "n_random"):  # the report's keys
+        assert key in attribution
+    assert 0.0 < attribution["health"]["face"] < 1.0
+    assert attribution["face_margin_px"] == 1
+    assert attribution["face_with_margin"]["health"] >= attribution["health"]["face"]
+    assert list(attribution["groups"]) == ["coarse"]  # 4 layers: all style 4-8 px
+    assert attribution["groups"]["coarse"]["health"]["face"] == pytest.approx(attribution["health"]["face"])
+    # The background part (0.5^2 / 1.25 of |d|^2) is removed; what is left paints only the face.
+    orthogonal = summary["nuisance_orthogonal"]
+    assert orthogonal["removed_share"] == pytest.approx(0.2, abs=0.02)
+    assert orthogonal["attribution"]["health"]["face"] > max(0.95, attribution["health"]["face"])
 
 
 def _synthetic_cohort(

@@ -90,7 +90,9 @@ def explain(
     summary = explain_run(model, gen, codes, out, aligned, truth, options, inputs=inputs, extra=extra)
     info(f"[green]✓[/green] explain outputs in {out}")
     headline = {
-        k: summary[k] for k in ("attribution", "truth_correlations", "remove_nuisance") if k in summary
+        k: summary[k]
+        for k in ("attribution", "nuisance_orthogonal", "truth_correlations", "remove_nuisance")
+        if k in summary
     }
     console.print_json(json.dumps(headline, default=float))
 

@@ -10,6 +10,8 @@ could be reading it.  Removal projects codes onto the orthogonal complement of t
 Repeating probe-and-project (iterative null-space projection, Ravfogel et al., ACL 2020) removes what a
 single probe leaves behind, but when the training split is confounded later rounds also find the genuine
 facial signal that merely correlates with the nuisance there, so the default is one round.
+The explain stage also reports the health direction with the nuisance span projected out (its share of
+|d|^2 there, and where its edit changes the image) next to the plain one.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from PIL import Image
 
 from stylesurv.errors import InputError
 from stylesurv.explain.attribution import patient_file, read_mask
+from stylesurv.explain.direction import HealthDirection, health_direction
 
 RIDGE_ALPHAS = np.logspace(-3, 4, 15)
 NOSE_TIP = 30
@@ -189,6 +192,50 @@ def nuisance_basis(
             break
         basis = orthonormal_basis(np.concatenate([basis, np.array(found)]))
     return basis
+
+
+@dataclass(frozen=True)
+class OrthogonalDirection:
+    """The health direction with the span of the nuisance probes' directions projected out."""
+
+    direction: HealthDirection | None  # None when nothing of d is left outside the nuisance span
+    n_directions: int  # rank of the nuisance span
+    removed_share: float  # share of |d|^2 that lay in the nuisance span (0: d never reads them)
+    min_r2: float = 0.05  # probes below this CV R^2 were not part of the span
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "definition": (
+                "d with the span of the nuisance probes' directions (CV R^2 >= min_r2) projected out, "
+                "renormalised and standardised over the cohort; edits along it change the model's risk "
+                "without moving any linearly decodable nuisance"
+            ),
+            "min_r2": self.min_r2,
+            "n_directions": self.n_directions,
+            "removed_share": self.removed_share,
+            "cosine_with_d": float(np.sqrt(max(0.0, 1.0 - self.removed_share))),
+        }
+
+
+def orthogonal_to_nuisance(
+    direction: HealthDirection, probes: list[Probe], codes: np.ndarray, min_r2: float = 0.05
+) -> OrthogonalDirection:
+    """The part of the health direction orthogonal to every nuisance probe that decodes its attribute
+    (CV R^2 >= ``min_r2``), as a unit direction standardised over ``codes``.
+
+    It changes the model's risk only through code components that do not linearly encode the nuisances,
+    so edits and attributions along it show what the model reads apart from them; it equals d when d is
+    already orthogonal to them.
+    """
+    found = [p.direction for p in probes if np.isfinite(p.r2_cv) and p.r2_cv >= min_r2]
+    d = direction.vector.reshape(1, -1)
+    basis = orthonormal_basis(np.array(found)) if found else np.zeros((0, d.shape[1]))
+    kept = project_out(d, basis)
+    removed = float(1.0 - np.sum(kept**2) / np.sum(d**2))
+    if np.linalg.norm(kept) < 1e-9:
+        return OrthogonalDirection(None, int(len(basis)), removed, min_r2)
+    oriented = health_direction(-kept.reshape(direction.shape), codes)  # a risk gradient: minus d
+    return OrthogonalDirection(oriented, int(len(basis)), removed, min_r2)
 
 
 # The synthetic world's truth.csv: which columns are the face's health and which are nuisance.

@@ -8,7 +8,13 @@ Everything is written into one output folder, atomically (a killed run leaves th
     recon/<patient_id>.png    the chosen patients' reconstructions (a = 0)
     attribution.png           energy shares per mask region (with --aligned)
     nuisance.csv              probe R^2 and cosine with the direction per attribute
+    direction_orthogonal.npy  the direction with the nuisance probes' span projected out (with probes)
     summary.json              every number above, the inputs and the options
+
+summary.json's ``attribution`` holds the strict face-mask shares (``health``, ``random_mean``, ``area``),
+the face-with-contour-margin shares (``face_with_margin``) and, for W+, each layer group's part of the edit
+(``groups``); ``nuisance_orthogonal`` holds how much of d lay in the nuisance span and where the rest acts.
+See attribution.py and nuisance.py for why.
 """
 
 from __future__ import annotations
@@ -23,13 +29,20 @@ import pandas as pd
 
 from stylesurv.console import info, warn
 from stylesurv.errors import InputError
-from stylesurv.explain.attribution import attribute_regions, load_masks, patient_file
+from stylesurv.explain.attribution import (
+    attribute_regions,
+    edit_shares,
+    face_with_margin,
+    load_masks,
+    patient_file,
+)
 from stylesurv.explain.direction import HealthDirection, codes_in_space, health_direction
 from stylesurv.explain.edit import image_grid, render_edits, save_gif, save_png, symmetric_alphas
 from stylesurv.explain.nuisance import (
     Probe,
     measure_photo_nuisances,
     nuisance_basis,
+    orthogonal_to_nuisance,
     probe_attributes,
     project_out,
     truth_factors,
@@ -155,12 +168,6 @@ def explain_run(
 
         probes: list[tuple[str, Probe]] = []
         if aligned_dir is not None:
-            summary["attribution"] = _attribution(
-                generator, render_codes, ids, direction, Path(aligned_dir), opts
-            )
-            if summary["attribution"] is not None:
-                write_bytes_atomic(tmp / "attribution.png", attribution_figure(summary["attribution"]))
-                summary["images"]["attribution"] = "attribution.png"
             measured = measure_photo_nuisances(aligned_dir, ids.tolist())
             found = probe_attributes(codes, measured, ids.tolist(), direction.vector, seed=opts.seed)
             probes += [("photo", p) for p in found]
@@ -169,6 +176,7 @@ def explain_run(
             summary["truth_correlations"] = _correlations(attributes, health)
             found = probe_attributes(codes, nuisance, ids.tolist(), direction.vector, seed=opts.seed)
             probes += [("truth", p) for p in found]
+        orthogonal = None
         if probes:
             table = pd.DataFrame([{"source": s, **p.to_json()} for s, p in probes])
             write_text_atomic(tmp / "nuisance.csv", table.to_csv(index=False, float_format="%.6g"))
@@ -176,6 +184,25 @@ def explain_run(
                 "source": " and ".join(sorted({s for s, _ in probes})),
                 "items": [{"source": s, **p.to_json()} for s, p in probes],
             }
+            orthogonal = orthogonal_to_nuisance(direction, [p for _, p in probes], codes)
+            summary["nuisance_orthogonal"] = orthogonal.to_json()
+            if orthogonal.direction is not None:
+                np.save(tmp / "direction_orthogonal.npy", orthogonal.direction.vector.astype(np.float32))
+        if aligned_dir is not None:
+            others = {}
+            if orthogonal is not None and orthogonal.direction is not None:
+                others["nuisance_orthogonal"] = orthogonal.direction
+            attribution = _attribution(
+                generator, render_codes, ids, direction, Path(aligned_dir), opts, others
+            )
+            if attribution is not None:
+                summary["attribution"], other_shares = attribution
+                write_bytes_atomic(tmp / "attribution.png", attribution_figure(summary["attribution"]))
+                summary["images"]["attribution"] = "attribution.png"
+                if "nuisance_orthogonal" in other_shares:
+                    summary["nuisance_orthogonal"]["attribution"] = other_shares["nuisance_orthogonal"]
+            else:
+                summary["attribution"] = None
         summary.update(extra or {})
         write_json_atomic(tmp / "summary.json", summary)
     return summary
@@ -202,7 +229,10 @@ def _attribution(
     direction: HealthDirection,
     aligned: Path,
     opts: ExplainOptions,
-) -> dict[str, Any] | None:
+    others: dict[str, HealthDirection] | None = None,
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]] | None:
+    """The attribution of the health direction and the region shares of ``others`` (same patients, same
+    step in their own attribute SDs); None without masks."""
     if not (aligned / "masks").is_dir():
         warn(f"{aligned}/masks not found: the face/background/clothing attribution is skipped")
         return None
@@ -216,7 +246,19 @@ def _attribution(
     result = attribute_regions(
         generator, codes[rows], direction, masks, opts.n_random, opts.step_sd, opts.seed, opts.batch, fallback
     )
-    return result.to_json()
+    wide_face = face_with_margin(masks, result.margin_px)
+    other_shares = {
+        name: edit_shares(
+            generator,
+            codes[rows],
+            opts.step_sd * other.scale * other.vector,
+            masks,
+            wide_face,
+            batch=opts.batch,
+        ).to_json()
+        for name, other in (others or {}).items()
+    }
+    return result.to_json(), other_shares
 
 
 # ------------------------------------------------------------------------------ held-out evaluation
