@@ -17,6 +17,33 @@ EVIL_ID = "<script>alert(1)</script>"
 EVIL_REASON = "<img src=x onerror=alert(2)>"
 EVIL_METRIC = "<b onmouseover=alert(3)>c</b>"
 
+# Distinct made-up values written over the explain stage's own numbers (the toy generator makes them 0 or 1),
+# so that each one can be found in the page.
+# Layer group: (share of |d|^2, share of the change energy, face share, face-with-margin share).
+FACE_WITH_MARGIN = {"health": 0.913, "random_mean": 0.284, "random_sd": 0.0417, "area": 0.372}
+GROUPS = {"coarse": (0.611, 0.527, 0.781, 0.846), "middle": (0.302, 0.358, 0.694, 0.733)}
+GROUPS["fine"] = (0.087, 0.115, 0.152, 0.219)
+ORTHOGONAL = {
+    "n_directions": 3,
+    "removed_share": 0.0937,
+    "cosine_with_d": 0.9520,
+    "face": 0.861,
+    "wide": 0.947,
+}
+REMOVE_NUISANCE = {
+    "model": "coxnet",
+    "split": "truth.csv split column",
+    "n_train": 28,
+    "n_test": 12,
+    "nuisance_source": "truth",
+    "nuisances": ["background_value", "clothing_value"],
+    "n_directions": 2,
+    "c_index_plain": 0.5831,
+    "c_index_removed": 0.6472,
+    "r_lp_face_plain": -0.7163,
+    "r_lp_face_removed": -0.8348,
+}
+
 
 class GradientBundle:
     """A bundle stand-in whose latent gradient is given."""
@@ -99,4 +126,34 @@ def build_run(root: Path, n: int = 40, seed: int = 0) -> Path:
         max_sd=2.0, steps=5, patients=["p01", EVIL_ID], n_random=2, attribution_patients=10
     )
     explain_run(GradientBundle(gradient), gen, latents, run / "explain", aligned_dir=aligned, options=options)
+    set_known_explain_numbers(run / "explain" / "summary.json")
     return run
+
+
+def set_known_explain_numbers(path: Path) -> None:
+    """Overwrite the face-with-margin, layer-group and nuisance-orthogonal numbers of the summary that the
+    explain stage wrote with the known values above (in the layout it wrote: a missing key is an error) and
+    add a remove-nuisance evaluation."""
+    summary = json.loads(path.read_text())
+    attribution = summary["attribution"]
+    for key, value in FACE_WITH_MARGIN.items():
+        assert key in attribution["face_with_margin"], key
+        attribution["face_with_margin"][key] = value
+    template = attribution["groups"]["coarse"]
+    assert {"weight", "energy_share", "health", "face_with_margin"} <= set(template), template
+    for name, (weight, energy, face, wide) in GROUPS.items():
+        attribution["groups"][name] = {
+            **template,
+            "weight": weight,
+            "energy_share": energy,
+            "health": {**template["health"], "face": face},
+            "face_with_margin": wide,
+        }
+    orthogonal = summary["nuisance_orthogonal"]
+    for key in ("n_directions", "removed_share", "cosine_with_d"):
+        assert key in orthogonal, key
+        orthogonal[key] = ORTHOGONAL[key]
+    orthogonal["attribution"]["health"]["face"] = ORTHOGONAL["face"]
+    orthogonal["attribution"]["face_with_margin"] = ORTHOGONAL["wide"]
+    summary["remove_nuisance"] = REMOVE_NUISANCE
+    path.write_text(json.dumps(summary))

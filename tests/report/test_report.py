@@ -1,6 +1,8 @@
 import base64
 import io
+import json
 import re
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -11,8 +13,16 @@ from PIL import Image
 
 from stylesurv.cli import main
 from stylesurv.report.html import write_report
-from stylesurv.report.plots import km_figure, logrank_p, risk_groups
-from tests.report.fake_run import EVIL_METRIC, EVIL_REASON, build_run
+from stylesurv.report.plots import attribution_bars, km_figure, logrank_p, risk_groups
+from tests.report.fake_run import (
+    EVIL_METRIC,
+    EVIL_REASON,
+    FACE_WITH_MARGIN,
+    GROUPS,
+    ORTHOGONAL,
+    REMOVE_NUISANCE,
+    build_run,
+)
 
 
 class _Elements(HTMLParser):
@@ -24,6 +34,37 @@ class _Elements(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append((tag, dict(attrs)))
+
+
+class _Rows(HTMLParser):
+    """The text of every table row, one string per cell."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in {"td", "th"}:
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in {"td", "th"} and self._cell is not None:
+            self.rows[-1].append(" ".join("".join(self._cell).split()))
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def table_rows(html: str) -> dict[str, list[str]]:
+    """Every table row keyed by its first cell's text (later rows win)."""
+    parser = _Rows()
+    parser.feed(html)
+    return {row[0]: row[1:] for row in parser.rows if row}
 
 
 def elements(html: str) -> list[tuple[str, dict[str, str | None]]]:
@@ -157,3 +198,131 @@ def test_repeated_cv_risks_become_one_row_per_patient(tmp_path: Path) -> None:
     frame = pd.DataFrame(columns)
     out = _per_patient_risk(frame).set_index("patient_id")
     assert out.loc["a", "risk"] == 1.0 and out.loc["b", "risk"] == 0.5
+
+
+def _copy_with_summary(run: Path, dest: Path, change: object) -> Path:
+    """A copy of the run folder whose explain/summary.json was passed through ``change`` (edits in place)."""
+    copy = dest / "run"
+    shutil.copytree(run, copy)
+    path = copy / "explain" / "summary.json"
+    summary = json.loads(path.read_text())
+    change(summary)  # type: ignore[operator]
+    path.write_text(json.dumps(summary))
+    return copy
+
+
+def test_attribution_shows_face_with_margin_next_to_the_strict_face(html: str, run: Path) -> None:
+    summary = json.loads((run / "explain" / "summary.json").read_text())
+    margin = summary["attribution"]["face_margin_px"]
+    rows = table_rows(html)
+    # The strict face row keeps the explain stage's own numbers; the widened face follows with the known ones.
+    strict = summary["attribution"]
+    assert rows["face"][:3] == [
+        f"{strict['health']['face']:.3f}",
+        f"{strict['random_mean']['face']:.3f} ± {strict['random_sd']['face']:.3f}",
+        f"{strict['area']['face']:.3f}",
+    ]
+    wide = rows[f"face + {margin} px margin"]
+    assert wide[:3] == ["0.913", "0.284 ± 0.042", "0.372"]  # FACE_WITH_MARGIN, rounded
+    assert wide[3].startswith("Share of the change on the face mask widened")
+    assert FACE_WITH_MARGIN["area"] == 0.372
+    headline = f"Face + {margin} px margin: 0.913 of the change falls inside it"
+    assert headline in html and "it is 0.372 of the image area" in html
+    assert "The margin region: the face mask dilated by" in html  # the stage's own definition
+    labels = [bar[0] for bar in attribution_bars(summary["attribution"])]
+    assert labels == ["background", "face", f"face + {margin} px margin", "clothing", "other"]
+
+
+def test_layer_groups_and_the_nuisance_orthogonal_direction_are_tabled(html: str) -> None:
+    rows = table_rows(html)
+    for name, values in GROUPS.items():
+        assert rows[name][1:] == [f"{v:.3f}" for v in values], name
+    assert rows["coarse"][0] == "4–8 px" and rows["fine"][0] == "64 px and up"
+    for label, value in (
+        ("nuisance directions projected out", "3"),
+        ("share of d removed", "0.094"),
+        ("cosine with d", "0.952"),
+        ("face share of its change", "0.861"),
+        ("face share with margin", "0.947"),
+    ):
+        assert rows[label][0] == value, label
+        assert len(rows[label][1]) > 20 and rows[label][1].endswith("."), rows[label]  # what the number is
+    assert ORTHOGONAL["removed_share"] == 0.0937
+    assert rows["face share of its change"][1].endswith("(d: 1.000).")  # d's strict face share beside it
+    assert rows["plain codes"] == ["0.583", "-0.716"]  # REMOVE_NUISANCE, rounded
+    assert rows["codes without nuisance directions"] == ["0.647", "-0.835"]
+    assert REMOVE_NUISANCE["c_index_removed"] == 0.6472
+
+
+def test_attribution_bars_known_values() -> None:
+    attribution = {
+        "regions": ["background", "face"],
+        "health": {"background": 0.2, "face": 0.8},
+        "random_mean": {"background": 0.6, "face": 0.4},
+        "random_sd": {"background": 0.1, "face": 0.05},
+        "area": {"background": 0.7, "face": 0.3},
+        "face_margin_px": 2,
+        "face_with_margin": {"health": 0.9, "random_mean": 0.5, "random_sd": 0.02, "area": 0.45},
+    }
+    assert attribution_bars(attribution) == [
+        ("background", 0.2, 0.6, 0.1, 0.7),
+        ("face", 0.8, 0.4, 0.05, 0.3),
+        ("face + 2 px margin", 0.9, 0.5, 0.02, 0.45),
+    ]
+    older = {k: v for k, v in attribution.items() if k not in {"face_margin_px", "face_with_margin"}}
+    assert [bar[0] for bar in attribution_bars(older)] == ["background", "face"]
+    broken = {**attribution, "face_with_margin": {"health": "n/a"}}
+    label, *values = attribution_bars(broken)[2]
+    assert label == "face + 2 px margin" and all(np.isnan(v) for v in values)
+
+
+def test_older_and_w_space_runs_leave_the_new_parts_out(run: Path, tmp_path: Path) -> None:
+    def older(summary: dict) -> None:
+        for key in ("face_margin_px", "face_with_margin", "groups"):
+            del summary["attribution"][key]
+        del summary["nuisance_orthogonal"], summary["remove_nuisance"]
+
+    path, data = write_report(_copy_with_summary(run, tmp_path, older), tmp_path / "older.html")
+    html = path.read_text(encoding="utf-8")
+    rows = table_rows(html)
+    assert "face" in rows and "clothing" in rows and not any(k.startswith("face + ") for k in rows)
+    assert "Which layers carry the change" not in html and "without the nuisance attributes" not in html
+    assert "px margin" not in html and "margin region" not in html and "Model refitted without" not in html
+    assert data.explain is not None and data.explain["attribution_png"] is not None
+
+
+def test_partial_and_malformed_new_keys_do_not_break_the_report(run: Path, tmp_path: Path) -> None:
+    def partial(summary: dict) -> None:
+        summary["attribution"]["face_with_margin"] = {"health": 0.5}  # no baseline, no area
+        summary["attribution"]["groups"] = ["not", "a", "mapping"]
+        summary["nuisance_orthogonal"] = {"n_directions": 12, "cosine_with_d": 0.0, "removed_share": 1.0}
+
+    path, _ = write_report(_copy_with_summary(run, tmp_path, partial), tmp_path / "partial.html")
+    html = path.read_text(encoding="utf-8")
+    rows = table_rows(html)
+    assert rows["face + 1 px margin"][:3] == ["0.500", "–", "–"]
+    assert "Which layers carry the change" not in html
+    assert rows["nuisance directions projected out"][0] == "12" and rows["share of d removed"][0] == "1.000"
+    assert "face share of its change" not in rows
+    assert "Nothing of d lies outside the nuisance directions" in html
+
+
+def test_new_input_strings_are_escaped(run: Path, tmp_path: Path) -> None:
+    evil_group, evil_definition = "<i onclick=alert(5)>g</i>", "</p><script>alert(6)</script>"
+
+    def hostile(summary: dict) -> None:
+        groups = summary["attribution"]["groups"]
+        groups[evil_group] = groups["coarse"]
+        summary["attribution"]["face_with_margin"]["definition"] = evil_definition
+        summary["nuisance_orthogonal"]["definition"] = evil_definition
+        summary["nuisance_orthogonal"]["n_directions"] = evil_group
+
+    path, _ = write_report(_copy_with_summary(run, tmp_path, hostile), tmp_path / "hostile.html")
+    html = path.read_text(encoding="utf-8")
+    assert evil_group not in html and evil_definition not in html
+    assert "&lt;i onclick=alert(5)&gt;g&lt;/i&gt;" in html
+    assert html.count("&lt;/p&gt;&lt;script&gt;alert(6)&lt;/script&gt;") == 2
+    assert table_rows(html)[evil_group][1:] == ["0.611", "0.527", "0.781", "0.846"]
+    for tag, attrs in elements(html):
+        assert tag not in {"script", "iframe", "object", "embed"}
+        assert not any(name.startswith("on") for name in attrs), (tag, attrs)

@@ -42,6 +42,10 @@ def encoder_train(
         Path | None,
         typer.Option(help="Optional aligned folder of real photos to add a reconstruction loss on."),
     ] = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(help="Encoder folder to warm-start from (one for a related generator); use a lower --lr, e.g. 2e-4."),
+    ] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda if available).")] = None,
 ) -> None:
     """Train an encoder on images sampled from the generator (known codes), optionally plus real photos.
@@ -52,8 +56,8 @@ def encoder_train(
 
     from stylesurv.console import info, make_progress
     from stylesurv.invert.embed import load_batch, usable_patients
-    from stylesurv.invert.encoder import EncoderTrainConfig, save_encoder, train_encoder
-    from stylesurv.run import sha256_file
+    from stylesurv.invert.encoder import EncoderTrainConfig, load_encoder, save_encoder, train_encoder
+    from stylesurv.run import hash_tree, sha256_file
 
     if steps < 1 or batch < 1:
         raise InputError("--steps and --batch must be at least 1")
@@ -64,9 +68,12 @@ def encoder_train(
         real, _, _ = load_batch(photos, usable_patients(photos), G.img_resolution, use_masks=False)
         info(f"adding a reconstruction loss on {len(real)} real photos from {photos}")
     config = EncoderTrainConfig(steps=steps, batch=batch, lr=lr, seed=seed)
+    start = None if init is None else load_encoder(init)
     with make_progress() as progress:
         task = progress.add_task("training encoder", total=steps)
-        encoder = train_encoder(G, config, real, on_step=lambda _step, _terms: progress.advance(task))
+        encoder = train_encoder(
+            G, config, real, on_step=lambda _step, _terms: progress.advance(task), init=start
+        )
     save_encoder(
         out,
         encoder.cpu(),
@@ -74,6 +81,7 @@ def encoder_train(
             "generator_sha256": sha256_file(generator),
             "train": config.__dict__,
             "real_photos": None if photos is None else str(photos),
+            "init": None if init is None else {"path": str(init), "sha256": hash_tree(init)},
             "torch": torch.__version__,
         },
     )

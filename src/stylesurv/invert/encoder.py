@@ -13,6 +13,7 @@ Saved as ``encoder.safetensors`` (weights; the JSON config in the metadata) plus
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -206,16 +207,26 @@ def train_encoder(
     config: EncoderTrainConfig,
     real_images: torch.Tensor | None = None,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
+    init: Encoder | None = None,
 ) -> Encoder:
     """Train an encoder for the frozen ``generator``; deterministic for ``config.seed`` on CPU.
 
     ``real_images`` [M, 3, R, R] in [-1, 1] add a reconstruction loss on real photos.  ``on_step`` gets the
-    step and its loss terms.
+    step and its loss terms.  ``init`` warm-starts from an encoder trained for a related generator of the
+    same shape (e.g. the base generator before fine-tuning, or an earlier snapshot): its layers are copied
+    (``init`` itself is left untouched) and its ``w_avg`` is replaced by this generator's, since the heads
+    predict offsets from it; far fewer steps are then needed than from scratch.
     """
     generator.eval().requires_grad_(False)
     device = generator.mapping.w_avg.device
-    shape = {"channel_base": config.channel_base, "channel_max": config.channel_max}
-    encoder = new_encoder(generator, config.seed, **shape).to(device).train()
+    if init is None:
+        shape = {"channel_base": config.channel_base, "channel_max": config.channel_max}
+        encoder = new_encoder(generator, config.seed, **shape)
+    else:
+        check_encoder_matches(init, generator, "the --init encoder")
+        encoder = copy.deepcopy(init).cpu()
+        encoder.w_avg.copy_(generator.mapping.w_avg.detach().cpu())
+    encoder = encoder.to(device).train()
     rng = torch.Generator().manual_seed(config.seed)
     w_var = w_std_estimate(generator) ** 2 / generator.w_dim  # per-dimension variance of W
     optimizer = torch.optim.Adam(encoder.parameters(), lr=config.lr, betas=(0.9, 0.99))

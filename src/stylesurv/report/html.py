@@ -314,17 +314,17 @@ def explain_section(folder: Path, summary: dict[str, Any], no_photos: bool) -> d
         "attribution_png": None,
     }
     attribution = summary.get("attribution")
-    if attribution:
+    if isinstance(attribution, dict) and attribution.get("regions"):
         section["attribution_png"] = data_uri(plots.attribution_figure(attribution), "image/png")
-        section["attribution_rows"] = [
-            {
-                "region": r,
-                "health": _fmt(attribution["health"][r]),
-                "random": f"{_fmt(attribution['random_mean'][r])} ± {_fmt(attribution['random_sd'][r])}",
-                "area": _fmt(attribution["area"][r]),
-            }
-            for r in attribution["regions"]
-        ]
+        section["attribution_rows"] = attribution_rows(attribution)
+        section["attribution_headline"] = attribution_headline(attribution)
+        section["margin_definition"] = _dig(attribution, "face_with_margin", "definition")
+        step = attribution.get("step_sd")
+        section["attribution_step"] = f"{step:g}" if isinstance(step, int | float) else "–"
+        section["attribution_patients"] = _fmt(attribution.get("n_patients"))
+        section["attribution_random"] = _fmt(attribution.get("n_random"))
+    section["layer_groups"] = layer_group_rows(attribution if isinstance(attribution, dict) else {})
+    section["orthogonal"] = orthogonal_section(summary.get("nuisance_orthogonal"), attribution)
     probes = summary.get("probes") or {}
     section["probe_source"] = probes.get("source", "")
     section["probe_rows"] = [
@@ -343,6 +343,170 @@ def explain_section(folder: Path, summary: dict[str, Any], no_photos: bool) -> d
     weights = direction.get("group_weights") or {}
     section["group_rows"] = [(k, _fmt(weights[k])) for k in GROUP_RESOLUTIONS if k in weights]
     return section
+
+
+# ------------------------------------------------------------------------------------ attribution parts
+REGION_MEANINGS = {
+    "background": "Share of the change behind the person.",
+    "face": "Share of the change on the face mask: skin from forehead to chin, within the jaw line.",
+    "clothing": "Share of the change on the clothing.",
+    "other": "Share of the change on hair, neck and ears.",
+}
+
+
+def _dig(mapping: Any, *keys: str) -> Any:
+    """``mapping[k1][k2]...``, or None where a level is missing or not a mapping (older runs)."""
+    for key in keys:
+        if not isinstance(mapping, dict):
+            return None
+        mapping = mapping.get(key)
+    return mapping
+
+
+def _margin_label(attribution: dict[str, Any]) -> str:
+    margin = attribution.get("face_margin_px")
+    return f"face + {margin:g} px margin" if isinstance(margin, int | float) else "face + margin"
+
+
+def _random_text(mean: Any, sd: Any) -> str:
+    return _fmt(mean) + (f" ± {_fmt(sd)}" if isinstance(sd, int | float) else "")
+
+
+def attribution_rows(attribution: dict[str, Any]) -> list[dict[str, str]]:
+    """Per region (and the face with its margin, right after the face): what it is and its three shares."""
+    rows = []
+    for region in attribution.get("regions", []):
+        rows.append(
+            {
+                "region": str(region),
+                "meaning": REGION_MEANINGS.get(str(region), "Share of the change in this mask region."),
+                "health": _fmt(_dig(attribution, "health", region)),
+                "random": _random_text(
+                    _dig(attribution, "random_mean", region), _dig(attribution, "random_sd", region)
+                ),
+                "area": _fmt(_dig(attribution, "area", region)),
+            }
+        )
+        wide = attribution.get("face_with_margin")
+        if region == "face" and isinstance(wide, dict):
+            rows.append(
+                {
+                    "region": _margin_label(attribution),
+                    "meaning": "Share of the change on the face mask widened by the margin, so that a "
+                    "moving face contour counts as face.",
+                    "health": _fmt(wide.get("health")),
+                    "random": _random_text(wide.get("random_mean"), wide.get("random_sd")),
+                    "area": _fmt(wide.get("area")),
+                }
+            )
+    return rows
+
+
+def attribution_headline(attribution: dict[str, Any]) -> list[str]:
+    """The face shares in one plain sentence each: the strict face mask, then the face with its margin."""
+    lines = []
+    face = _dig(attribution, "health", "face")
+    if isinstance(face, int | float):
+        random = _random_text(
+            _dig(attribution, "random_mean", "face"), _dig(attribution, "random_sd", "face")
+        )
+        lines.append(
+            f"Face mask: {_fmt(face)} of the image change along the health direction falls inside it "
+            f"(random directions: {random}); the face is {_fmt(_dig(attribution, 'area', 'face'))} of the "
+            "image area."
+        )
+    wide = attribution.get("face_with_margin")
+    if isinstance(wide, dict):
+        random = _random_text(wide.get("random_mean"), wide.get("random_sd"))
+        lines.append(
+            f"{_margin_label(attribution).capitalize()}: {_fmt(wide.get('health'))} of the change falls "
+            f"inside it (random directions: {random}); it is {_fmt(wide.get('area'))} of the image area."
+        )
+    return lines
+
+
+def _group_layers(low: int | None, high: int | None) -> str:
+    if low is None or high is None:
+        return ""
+    return f"{low}–{high} px" if high < GROUP_RESOLUTIONS["fine"][1] else f"{low} px and up"
+
+
+def layer_group_rows(attribution: dict[str, Any]) -> list[dict[str, str]]:
+    """Per W+ layer group (coarse, middle, fine first): its share of |d|^2, of the change energy and the
+    face shares of its part of the edit; empty for W codes and older runs."""
+    groups = attribution.get("groups")
+    if not isinstance(groups, dict):
+        return []
+    names = [k for k in GROUP_RESOLUTIONS if k in groups] + [k for k in groups if k not in GROUP_RESOLUTIONS]
+    rows = []
+    for name in names:
+        group = groups[name] if isinstance(groups[name], dict) else {}
+        low, high = GROUP_RESOLUTIONS.get(name, (None, None))
+        rows.append(
+            {
+                "name": str(name),
+                "layers": _group_layers(low, high),
+                "weight": _fmt(group.get("weight")),
+                "energy": _fmt(group.get("energy_share")),
+                "face": _fmt(_dig(group, "health", "face")),
+                "face_margin": _fmt(group.get("face_with_margin")),
+            }
+        )
+    return rows
+
+
+def orthogonal_section(orthogonal: Any, attribution: Any) -> dict[str, Any] | None:
+    """The direction with the nuisance probes' span projected out: numbers with one sentence each."""
+    if not isinstance(orthogonal, dict):
+        return None
+    count = orthogonal.get("n_directions")
+    min_r2 = orthogonal.get("min_r2")
+    threshold = f" (probes with CV R² ≥ {_fmt(min_r2, 2)})" if isinstance(min_r2, int | float) else ""
+    rows = [
+        (
+            "nuisance directions projected out",
+            _fmt(count),
+            f"How many independent nuisance-probe directions{threshold} were removed from d.",
+        ),
+        (
+            "share of d removed",
+            _fmt(orthogonal.get("removed_share")),
+            "The part of d's squared length that lay along those directions (0: d reads no nuisance).",
+        ),
+        (
+            "cosine with d",
+            _fmt(orthogonal.get("cosine_with_d")),
+            "How close the cleaned direction is to d (1: the same direction).",
+        ),
+    ]
+    own = orthogonal.get("attribution")
+    if isinstance(own, dict):
+        d_face = _dig(attribution, "health", "face")
+        d_wide = _dig(attribution, "face_with_margin", "health")
+        rows.append(
+            (
+                "face share of its change",
+                _fmt(_dig(own, "health", "face")),
+                "Share of the image change along the cleaned direction inside the face mask"
+                + (f" (d: {_fmt(d_face)})." if isinstance(d_face, int | float) else "."),
+            )
+        )
+        if "face_with_margin" in own:
+            rows.append(
+                (
+                    "face share with margin",
+                    _fmt(own.get("face_with_margin")),
+                    "The same inside the face mask widened by the contour margin"
+                    + (f" (d: {_fmt(d_wide)})." if isinstance(d_wide, int | float) else "."),
+                )
+            )
+    definition = orthogonal.get("definition")
+    cosine = orthogonal.get("cosine_with_d")
+    return {
+        "rows": rows,
+        "definition": definition if isinstance(definition, str) else None,
+        "none_left": isinstance(cosine, int | float) and cosine < 1e-6,
+    }
 
 
 def render(data: ReportData) -> str:

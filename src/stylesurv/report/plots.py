@@ -79,35 +79,74 @@ def km_figure(
     return _png(fig), p_values
 
 
+def _number(value: Any) -> float:
+    """A finite float, or NaN for anything else (missing keys, strings, None)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+    return number if np.isfinite(number) else float("nan")
+
+
+def attribution_bars(attribution: Mapping[str, Any]) -> list[tuple[str, float, float, float, float]]:
+    """(label, health direction, random mean, random SD, share of pixels) per bar group of the figure.
+
+    The mask regions in their order, with the face-with-margin region right after the strict face when the
+    summary has it (older runs do not); values that are missing or not numbers become NaN.
+    """
+
+    def share(key: str, region: str) -> float:
+        values = attribution.get(key)
+        return _number(values.get(region)) if isinstance(values, Mapping) else float("nan")
+
+    bars = []
+    for region in attribution.get("regions", []):
+        region = str(region)
+        values = [share(key, region) for key in ("health", "random_mean", "random_sd", "area")]
+        bars.append((region, *values))
+        wide = attribution.get("face_with_margin")
+        if region == "face" and isinstance(wide, Mapping):
+            margin = attribution.get("face_margin_px")
+            label = f"face + {margin:g} px margin" if isinstance(margin, int | float) else "face + margin"
+            keys = ("health", "random_mean", "random_sd", "area")
+            bars.append((label, *(_number(wide.get(key)) for key in keys)))
+    return bars
+
+
 def attribution_figure(attribution: Mapping[str, Any]) -> bytes:
-    """Bars of the share of image-change energy per region: health direction, random directions, area."""
+    """Bars of the share of image-change energy per region: health direction, random directions, area.
+
+    The face with its contour margin stands next to the strict face; every bar carries its value.
+    """
     plt = _pyplot()
-    regions = list(attribution["regions"])
-    x = np.arange(len(regions))
-    fig, ax = plt.subplots(figsize=(7.5, 4))
-    health = [attribution["health"][r] for r in regions]
-    rand = [attribution["random_mean"][r] for r in regions]
-    rand_sd = [attribution["random_sd"][r] for r in regions]
-    area = [attribution["area"][r] for r in regions]
-    ax.bar(x - 0.27, health, 0.27, label="health direction", color="#e76f51")
-    ax.bar(
-        x,
-        rand,
-        0.27,
-        yerr=rand_sd,
-        capsize=3,
-        label=f"random directions (n={attribution['n_random']})",
-        color="#8d99ae",
-    )
-    ax.bar(x + 0.27, area, 0.27, label="share of pixels", color="#d9d9d9")
-    ax.set_xticks(x, regions)
+    bars = attribution_bars(attribution)
+    labels, health, rand, rand_sd, area = (list(column) for column in zip(*bars, strict=True))
+    x = np.arange(len(bars))
+    fig, ax = plt.subplots(figsize=(8.5, 4.2))
+    drawn = [
+        ax.bar(x - 0.27, health, 0.27, label="health direction", color="#e76f51"),
+        ax.bar(
+            x,
+            rand,
+            0.27,
+            yerr=rand_sd,
+            capsize=3,
+            label=f"random directions (n={attribution.get('n_random', '?')})",
+            color="#8d99ae",
+        ),
+        ax.bar(x + 0.27, area, 0.27, label="share of the image area", color="#d9d9d9"),
+    ]
+    for container, values in zip(drawn, (health, rand, area), strict=True):
+        texts = [f"{v:.2f}" if np.isfinite(v) else "" for v in values]
+        ax.bar_label(container, labels=texts, fontsize=7, padding=2)
+    ax.set_xticks(x, labels)
     ax.set_ylim(0, 1.3)
     ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("share of pixel-change energy")
     ax.set_xlabel("image region (from the face masks)")
-    ax.set_title(
-        f"Where a {attribution['step_sd']:g}-SD step changes the image ({attribution['n_patients']} patients)"
-    )
+    step = attribution.get("step_sd")
+    what = f"a {step:g}-SD step" if isinstance(step, int | float) else "a step along the direction"
+    ax.set_title(f"Where {what} changes the image ({attribution.get('n_patients', '?')} patients)")
     ax.legend(frameon=False, ncol=3, loc="upper center", fontsize=8)
     fig.tight_layout()
     return _png(fig)
