@@ -44,7 +44,9 @@ def encoder_train(
     ] = None,
     init: Annotated[
         Path | None,
-        typer.Option(help="Encoder folder to warm-start from (one for a related generator); use a lower --lr, e.g. 2e-4."),
+        typer.Option(
+            help="Encoder to warm-start from (one for a related generator); use a lower --lr, e.g. 2e-4."
+        ),
     ] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda if available).")] = None,
 ) -> None:
