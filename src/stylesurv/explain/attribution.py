@@ -103,13 +103,7 @@ def change_energy(
 
 def region_shares(energy: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """Share of each patient's energy in each region [N, len(REGIONS)]; rows sum to 1 (NaN if no change)."""
-    n = len(energy)
-    flat_e = energy.reshape(n, -1).astype(np.float64)
-    flat_m = masks.reshape(n, -1)
-    sums = np.stack([np.where(flat_m == label, flat_e, 0.0).sum(axis=1) for label in range(len(REGIONS))], 1)
-    total = sums.sum(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, sums / total, np.nan)
+    return np.stack([region_share(energy, masks == label) for label in range(len(REGIONS))], 1)
 
 
 def mean_shares(shares: np.ndarray) -> np.ndarray:
@@ -149,11 +143,6 @@ def region_share(energy: np.ndarray, region: np.ndarray) -> np.ndarray:
         return np.where(total > 0, inside / total, np.nan)
 
 
-def _mean_changed(values: np.ndarray) -> float:
-    finite = values[np.isfinite(values)]
-    return float(finite.mean()) if len(finite) else float("nan")
-
-
 def _region_dict(values: np.ndarray) -> dict[str, float]:
     return dict(zip(REGIONS, map(float, values), strict=True))
 
@@ -172,7 +161,7 @@ class EditShares:
 
     @property
     def mean_face_margin(self) -> float:
-        return _mean_changed(self.face_margin)
+        return float(mean_shares(self.face_margin[:, None])[0])
 
     def to_json(self) -> dict[str, Any]:
         return {"health": self.mean, "face_with_margin": self.mean_face_margin}
