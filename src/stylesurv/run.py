@@ -28,7 +28,7 @@ MANIFEST = "manifest.json"
 STAGES_DIR = ".stages"  # RUN/.stages/<stage>.done.json and .pending.json: the stage bookkeeping
 _DEPENDENCIES = (
     "torch", "numpy", "scipy", "pandas", "pillow", "scikit-learn", "scikit-survival", "lifelines",
-    "torchsurv", "kornia", "safetensors", "dlib-bin", "face-recognition-models", "scikit-image",
+    "torchsurv", "safetensors", "dlib-bin", "face-recognition-models", "scikit-image",
 )  # fmt: skip
 
 

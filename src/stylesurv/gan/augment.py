@@ -2,8 +2,8 @@
 
 Every image shown to D, real or generated, goes through the same random transformations, each applied
 independently with probability p: x-flip, 90-degree rotation, integer translation, isotropic scaling,
-arbitrary rotation, anisotropic scaling, fractional translation (one affine warp, sampled with kornia with
-reflection padding), brightness, contrast, hue rotation and saturation (one 4x4 colour matrix), and cutout.
+arbitrary rotation, anisotropic scaling, fractional translation (one affine warp: bilinear, reflection
+padding), brightness, contrast, hue rotation and saturation (one 4x4 colour matrix), and cutout.
 The parameter distributions are those of the ADA paper's ``bgc`` pipeline plus cutout.  Because all
 operations are differentiable, G learns only through the augmented view and the augmentations do not leak
 into its samples while p stays below ~0.8.
@@ -11,6 +11,11 @@ into its samples while p stays below ~0.8.
 ``AdaController`` holds p and moves it from the sign of D's outputs on reals: r_t = E[sign(D(x))] above
 the target (0.6) means D is over-confident, so p rises; p moves by (images seen) / (ada_kimg * 1000),
 i.e. from 0 to 1 in ``ada_kimg`` thousand images.
+
+The warp is our own bilinear sampler built from ``gather``: the R1 penalty differentiates D's gradient with
+respect to the images, which needs the second derivative of the sampler.  ``grid_sample`` (and kornia's
+``warp_affine``, which calls it) has none on CUDA ("derivative for aten::grid_sampler_2d_backward is not
+implemented"); gather's backward is a scatter-add, differentiable again, on every device.
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ from __future__ import annotations
 import math
 
 import torch
-from kornia.geometry.transform import warp_affine
 
 _LUMA = torch.tensor([1.0, 1.0, 1.0]) / math.sqrt(3.0)  # axis of hue rotation / saturation in RGB
 
@@ -136,6 +140,44 @@ def _axis_rotation(axis: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     return torch.eye(3, device=axis.device) + s * k + (1 - c) * (k @ k)
 
 
+def _reflect(coords: torch.Tensor, high: int) -> torch.Tensor:
+    """Fold coordinates into [0, high] by mirroring about 0 and ``high`` (pixel centres), repeatedly."""
+    if high == 0:
+        return torch.zeros_like(coords)
+    folded = torch.remainder(coords, 2 * high)
+    return torch.where(folded > high, 2 * high - folded, folded)
+
+
+def warp_bilinear_reflect(images: torch.Tensor, src_from_dst: torch.Tensor) -> torch.Tensor:
+    """Resample images [N, C, H, W]: output pixel (x, y) reads the input at ``src_from_dst`` @ (x, y, 1).
+
+    Pixel coordinates are pixel-centre indices; outside the image the input is mirrored about its border
+    pixels (``grid_sample``'s reflection padding with ``align_corners=True``).  Differentiable twice in the
+    images; the coordinates carry no gradient.
+    """
+    n, channels, height, width = images.shape
+    ys, xs = torch.meshgrid(
+        torch.arange(height, device=images.device, dtype=images.dtype),
+        torch.arange(width, device=images.device, dtype=images.dtype),
+        indexing="ij",
+    )
+    grid = torch.stack([xs.reshape(-1), ys.reshape(-1), torch.ones_like(xs).reshape(-1)])  # [3, HW]
+    src = (src_from_dst[:, :2].to(images.dtype) @ grid).detach()  # [N, 2, HW]
+    sx, sy = _reflect(src[:, 0], width - 1), _reflect(src[:, 1], height - 1)
+    x0, y0 = sx.floor().clamp(0, width - 1), sy.floor().clamp(0, height - 1)
+    fx, fy = (sx - x0)[:, None], (sy - y0)[:, None]
+    x0, y0 = x0.long(), y0.long()
+    x1, y1 = (x0 + 1).clamp(max=width - 1), (y0 + 1).clamp(max=height - 1)
+    flat = images.reshape(n, channels, height * width)
+
+    def tap(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return flat.gather(2, (y * width + x)[:, None].expand(n, channels, -1))
+
+    top = tap(y0, x0) * (1 - fx) + tap(y0, x1) * fx
+    bottom = tap(y1, x0) * (1 - fx) + tap(y1, x1) * fx
+    return (top * (1 - fy) + bottom * fy).reshape(n, channels, height, width)
+
+
 def apply_params(images: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
     """Apply sampled parameters to images [N, C, H, W] in [-1, 1] (differentiable in the images)."""
     n, channels, height, width = images.shape
@@ -146,11 +188,7 @@ def apply_params(images: torch.Tensor, params: dict[str, torch.Tensor]) -> torch
             [[width / 2, 0, (width - 1) / 2], [0, height / 2, (height - 1) / 2], [0, 0, 1]],
             device=images.device,
         )
-        src_from_dst = to_pix @ inverse @ torch.linalg.inv(to_pix)
-        dst_from_src = torch.linalg.inv(src_from_dst)[:, :2, :]
-        images = warp_affine(
-            images, dst_from_src, (height, width), padding_mode="reflection", align_corners=True
-        )
+        images = warp_bilinear_reflect(images, to_pix @ inverse @ torch.linalg.inv(to_pix))
     if channels == 3:
         c = color_matrix(params)
         images = torch.einsum("nij,njhw->nihw", c[:, :3, :3], images) + c[:, :3, 3, None, None]
