@@ -9,13 +9,13 @@ identically in both worlds).  Then:
 1. health attribute vs the true facial risk (truth.csv ``lp_face``, and each facial factor) on held-out
    patients: CoxNet refitted on the training split, the direction from its coefficients, the attribute of
    the unseen test patients (`explain.pipeline.held_out_health`); target |r| >= 0.8;
-2. share of the pixel-change energy along d inside the face mask, next to random directions and to the
-   face's share of the image area (the explain stage's attribution); target >= 0.8.  Next to it: the same
-   share inside the face with its contour margin, each W+ layer group's part of the edit, the direction
-   with the nuisance span projected out, and two references: the latent direction of the true facial
-   risk (a ridge probe of lp_face on the codes: what this generator and embedding allow a perfect linear
-   model), and the world itself (the renderer's own photos changed along the true facial risk: what a
-   perfect model and generator would show);
+2. share of the pixel-change energy along d inside the face mask, next to random directions and to the face's
+   share of the image area (the explain stage's attribution); target >= 0.8.  Next to it: the same share
+   inside the face with its contour margin, the covariance-weighted (pattern) direction, each W+ layer group's
+   part of the edit, the direction with the nuisance span projected out, and two references: the latent
+   direction of the true facial risk (a ridge probe of lp_face on the codes: what this generator and embedding
+   allow a perfect linear model), and the world itself (the renderer's own photos changed along the true
+   facial risk: what a perfect model and generator would show);
 3. |cosine| between d and the background and clothing directions (ridge probes of the true factors and of
    the colours measured in the aligned photos; the explain stage's probes); target <= 0.2;
 4. held-out Harrell's C on the test split: the plain world's model (reference), the confounded world's
@@ -228,6 +228,11 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
     explain = json.loads((plain / "run" / "explain" / "summary.json").read_text())
     in_sample = explain.get("truth_correlations", {}).get("lp_face", float("nan"))
     row("1 attribute", f"r(attribute, lp_face), all {explain['n_patients']} (in sample)", in_sample)
+    pattern = explain.get("pattern", {})
+    row("1 attribute", "pattern direction: r(attribute, lp_face), held out",
+        held.get("pattern_correlations", {}).get("lp_face", float("nan")))  # fmt: skip
+    row("1 attribute", "pattern direction: same, in sample",
+        pattern.get("truth_correlations", {}).get("lp_face", float("nan")))  # fmt: skip
     truth_a = pd.read_csv(truth_a_csv, dtype={"patient_id": str}).set_index("patient_id")
     clinical = pd.read_csv(plain / "cohort" / "clinical.csv", dtype={"patient_id": str}).set_index(
         "patient_id"
@@ -276,6 +281,16 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
                 f"{group['energy_share']:.2f} of the energy)",
                 group["health"]["face"],
             )
+        own = explain.get("pattern", {}).get("attribution")
+        if own is not None:
+            cosine = explain["pattern"]["cosine_with_d"]
+            row(
+                "2 face share",
+                f"pattern direction (cos with d {cosine:.2f}): face share",
+                own["health"]["face"],
+            )
+            row("2 face share", "pattern direction: background share", own["health"]["background"])
+            row("2 face share", "pattern direction: face + margin share", own["face_with_margin"])
         orthogonal = explain.get("nuisance_orthogonal", {})
         if "attribution" in orthogonal:
             row(

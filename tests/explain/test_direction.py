@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from stylesurv.errors import InputError
-from stylesurv.explain.direction import health_direction, layer_groups, layer_resolution
+from stylesurv.explain.direction import health_direction, layer_groups, layer_resolution, pattern_direction
 from tests.explain.toys import LinearBundle
 
 
@@ -72,3 +72,32 @@ def test_wplus_group_weights_and_attributes() -> None:
 def test_zero_gradient_is_a_clear_error() -> None:
     with pytest.raises(InputError, match="zero"):
         health_direction(np.zeros(3), np.random.default_rng(0).standard_normal((5, 3)))
+
+
+def test_pattern_drops_the_weight_that_only_cancels_shared_noise() -> None:
+    """Haufe et al. (2014), their two-channel example: x1 = signal + noise, x2 = noise.  The best linear
+    risk is x1 - x2 (= the signal), so the weights are (1, -1), but only x1 changes with the risk: the
+    pattern Cov(x, risk) is (var(signal), 0), i.e. the health direction is -e1."""
+    rng = np.random.default_rng(0)
+    signal, noise = rng.standard_normal(5000), rng.standard_normal(5000)
+    codes = np.stack([signal + noise, noise], axis=1)
+    gradient = np.array([1.0, -1.0])
+    assert np.allclose(health_direction(gradient, codes).vector, [-(0.5**0.5), 0.5**0.5])
+    pattern = pattern_direction(gradient, codes)
+    np.testing.assert_allclose(pattern.vector, [-1.0, 0.0], atol=0.03)
+    # Its attribute is standardised over the cohort like d's, and a W+-shaped gradient keeps its shape.
+    assert abs(pattern.attribute(codes).mean()) < 1e-9 and pattern.attribute(codes).std() == pytest.approx(
+        1.0
+    )
+    plus = pattern_direction(np.stack([gradient, gradient]), np.stack([codes, codes], axis=1))
+    assert plus.shape == (2, 2)
+
+
+def test_pattern_is_the_covariance_times_the_gradient() -> None:
+    rng = np.random.default_rng(1)
+    codes = rng.standard_normal((400, 3)) @ np.array([[2.0, 0.5, 0.0], [0.0, 1.0, 0.3], [0.0, 0.0, 0.2]])
+    gradient = np.array([0.3, -1.0, 2.0])
+    expected = -np.cov(codes, rowvar=False) @ gradient
+    np.testing.assert_allclose(pattern_direction(gradient, codes).vector, expected / np.linalg.norm(expected))
+    with pytest.raises(InputError, match="shape"):
+        pattern_direction(gradient, codes[:, :2])

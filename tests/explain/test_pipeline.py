@@ -56,12 +56,14 @@ def test_explain_writes_every_output(tmp_path: Path) -> None:
         "health_attribute.csv",
         "nuisance.csv",
         "recon/p3.png",
+        "edit_pattern.png",
     ):
         assert (out / name).is_file(), name
     assert list((out / "recon").iterdir()) == [out / "recon" / "p3.png"]  # the unsafe id names no file
     assert json.loads((out / "summary.json").read_text())["patients"] == ["p3", "../evil"]
     table = pd.read_csv(out / "health_attribute.csv")
-    assert len(table) == 31 and list(table.columns) == ["patient_id", "health_attribute", "health_coarse"]
+    assert len(table) == 31
+    assert list(table.columns) == ["patient_id", "health_attribute", "health_coarse", "pattern_attribute"]
     # Risk rises with lp_face, so the health attribute is exactly its negative (standardised).
     assert summary["truth_correlations"]["lp_face"] == pytest.approx(-1.0)
     probe = {p["name"]: p for p in summary["probes"]["items"]}["background_value"]
@@ -111,6 +113,10 @@ def test_explain_attribution_reports_the_strict_margin_group_and_orthogonal_shar
     orthogonal = summary["nuisance_orthogonal"]
     assert orthogonal["removed_share"] == pytest.approx(0.2, abs=0.02)
     assert orthogonal["attribution"]["health"]["face"] > max(0.95, attribution["health"]["face"])
+    # Independent unit-variance codes: the pattern (covariance times gradient) is near d (80 samples only).
+    pattern = summary["pattern"]
+    assert pattern["cosine_with_d"] > 0.85
+    assert pattern["attribution"]["health"]["face"] == pytest.approx(attribution["health"]["face"], abs=0.1)
 
 
 def _synthetic_cohort(

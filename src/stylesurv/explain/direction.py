@@ -6,6 +6,12 @@ direction is the negative gradient, normalised, so moving a code along it makes 
 patient.  A patient's health attribute is the projection of its code on the direction, standardised over
 the cohort (mean 0, SD 1; higher is healthier), as in Hagag et al. (MICCAI 2024).
 
+Next to it, the covariance-weighted ("pattern") direction: Cov(code, risk) over the cohort.  A linear
+model's weights (the gradient) also hold components that only cancel noise shared between code dimensions;
+its activation pattern is the direction along which the cohort's codes actually change as the model's risk
+changes (Haufe et al., NeuroImage 2014), so edits along it show what the faces of high- and low-risk
+patients differ in, while edits along the gradient show what moves the model's score fastest.
+
 For W+ codes [num_ws, w_dim] the direction is split into the layer groups of StyleGAN's style-mixing
 figure (Karras et al. 2019): code index i styles resolution 2 ** (2 + i // 2); coarse 4-8 px, middle
 16-32 px, fine 64 px and up.
@@ -148,3 +154,21 @@ def health_direction(source: DirectionSource | np.ndarray, codes: np.ndarray) ->
             "need at least two patients with different codes to standardise the health attribute"
         )
     return HealthDirection(vector=vector, center=float(proj.mean()), scale=scale)
+
+
+def pattern_direction(source: DirectionSource | np.ndarray, codes: np.ndarray) -> HealthDirection:
+    """The covariance-weighted health direction -Cov(code, risk), unit length, standardised over ``codes``.
+
+    For a linear risk ``g . code`` this is ``-Sigma g`` with Sigma the codes' covariance (Haufe et al. 2014).
+    """
+    gradient = source if isinstance(source, np.ndarray) else source.latent_direction()
+    gradient = np.asarray(gradient, dtype=np.float64)
+    codes = np.asarray(codes, dtype=np.float64)
+    if codes.shape[1:] != gradient.shape:
+        raise InputError(
+            f"codes of shape {codes.shape[1:]} do not match the direction's shape {gradient.shape}"
+        )
+    centred = codes.reshape(len(codes), -1) - codes.reshape(len(codes), -1).mean(axis=0)
+    risk = centred @ gradient.reshape(-1)
+    covariance = centred.T @ risk / max(len(codes) - 1, 1)
+    return health_direction(covariance.reshape(gradient.shape), codes)

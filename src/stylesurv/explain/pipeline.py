@@ -36,7 +36,12 @@ from stylesurv.explain.attribution import (
     load_masks,
     patient_file,
 )
-from stylesurv.explain.direction import HealthDirection, codes_in_space, health_direction
+from stylesurv.explain.direction import (
+    HealthDirection,
+    codes_in_space,
+    health_direction,
+    pattern_direction,
+)
 from stylesurv.explain.edit import image_grid, render_edits, save_gif, save_png, symmetric_alphas
 from stylesurv.explain.nuisance import (
     Probe,
@@ -71,6 +76,12 @@ class ExplainOptions:
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+PATTERN_DEFINITION = (
+    "-Cov(code, risk) over the cohort, unit length (Haufe et al. 2014): the direction along which the "
+    "cohort's codes change as the model's risk falls, without the weight components that only cancel noise"
+)
 
 
 def choose_patients(ids: np.ndarray, attribute: np.ndarray, wanted: list[str], count: int) -> list[str]:
@@ -130,7 +141,9 @@ def explain_run(
     gradient = np.asarray(bundle.latent_direction(), dtype=np.float64)
     codes = codes_in_space(latents, tuple(gradient.shape))
     direction = health_direction(gradient, codes)
+    pattern = pattern_direction(gradient, codes)
     attributes = attribute_table(latents, direction, codes)
+    attributes["pattern_attribute"] = pattern.attribute(codes)
     ids = latents.patient_id
     # Faces are rendered from the richest codes (W+ when present), so reconstructions keep their detail.
     render_codes = latents.wplus if latents.wplus is not None else codes
@@ -140,6 +153,11 @@ def explain_run(
         "n_patients": len(ids),
         "space": "w" if gradient.ndim == 1 else "wplus",
         "direction": direction.to_json(),
+        "pattern": {
+            **pattern.to_json(),
+            "cosine_with_d": float(pattern.vector.reshape(-1) @ direction.vector.reshape(-1)),
+            "definition": PATTERN_DEFINITION,
+        },
         "images": {},
     }
     with atomic_dir(out_dir) as tmp:
@@ -154,6 +172,11 @@ def explain_run(
         save_png(image_grid(mean_edit), tmp / "edit_mean.png")
         save_gif(mean_edit, tmp / "edit_mean.gif", scale=opts.gif_scale)
         summary["images"].update(edit_mean="edit_mean.png", edit_mean_gif="edit_mean.gif")
+        save_png(
+            image_grid(render_edits(generator, mean_code, pattern, alphas, opts.batch)),
+            tmp / "edit_pattern.png",
+        )
+        summary["images"]["edit_pattern"] = "edit_pattern.png"
 
         chosen = choose_patients(
             ids, attributes["health_attribute"].to_numpy(), opts.patients, opts.n_patients
@@ -174,6 +197,10 @@ def explain_run(
         if truth_csv is not None:
             health, nuisance = truth_factors(truth_csv)
             summary["truth_correlations"] = _correlations(attributes, health)
+            pattern_table = attributes[["patient_id"]].assign(
+                health_attribute=attributes["pattern_attribute"]
+            )
+            summary["pattern"]["truth_correlations"] = _correlations(pattern_table, health)
             found = probe_attributes(codes, nuisance, ids.tolist(), direction.vector, seed=opts.seed)
             probes += [("truth", p) for p in found]
         orthogonal = None
@@ -189,7 +216,7 @@ def explain_run(
             if orthogonal.direction is not None:
                 np.save(tmp / "direction_orthogonal.npy", orthogonal.direction.vector.astype(np.float32))
         if aligned_dir is not None:
-            others = {}
+            others = {"pattern": pattern}
             if orthogonal is not None and orthogonal.direction is not None:
                 others["nuisance_orthogonal"] = orthogonal.direction
             attribution = _attribution(
@@ -199,6 +226,7 @@ def explain_run(
                 summary["attribution"], other_shares = attribution
                 write_bytes_atomic(tmp / "attribution.png", attribution_figure(summary["attribution"]))
                 summary["images"]["attribution"] = "attribution.png"
+                summary["pattern"]["attribution"] = other_shares["pattern"]
                 if "nuisance_orthogonal" in other_shares:
                     summary["nuisance_orthogonal"]["attribution"] = other_shares["nuisance_orthogonal"]
             else:
@@ -345,11 +373,12 @@ def refit_and_score(
     result: dict[str, Any] = {"c_index": harrell_c(test_data.time, test_data.event, risk)}
     if health is not None and model.is_linear:
         gradient = SurvivalBundle(inputs.kind, pipeline, model, 0.0, 1.0, {}).latent_direction()
-        direction = health_direction(gradient, data.codes[train])
-        attribute = pd.DataFrame(
-            {"patient_id": test_data.patient_id, "health_attribute": direction.attribute(test_data.codes)}
-        )
-        result["correlations"] = _correlations(attribute, health)
+        for key, make in (("correlations", health_direction), ("pattern_correlations", pattern_direction)):
+            direction = make(gradient, data.codes[train])
+            attribute = pd.DataFrame(
+                {"patient_id": test_data.patient_id, "health_attribute": direction.attribute(test_data.codes)}
+            )
+            result[key] = _correlations(attribute, health)
     return result
 
 
@@ -387,6 +416,7 @@ def held_out_health(
         "n_test": int(len(test)),
         "c_index_test": scored["c_index"],
         "correlations": scored.get("correlations", {}),
+        "pattern_correlations": scored.get("pattern_correlations", {}),
     }
 
 

@@ -325,6 +325,8 @@ def explain_section(folder: Path, summary: dict[str, Any], no_photos: bool) -> d
         section["attribution_random"] = _fmt(attribution.get("n_random"))
     section["layer_groups"] = layer_group_rows(attribution if isinstance(attribution, dict) else {})
     section["orthogonal"] = orthogonal_section(summary.get("nuisance_orthogonal"), attribution)
+    section["pattern"] = pattern_section(summary.get("pattern"), attribution)
+    section["edit_pattern"] = inline("edit_pattern")
     probes = summary.get("probes") or {}
     section["probe_source"] = probes.get("source", "")
     section["probe_rows"] = [
@@ -453,6 +455,45 @@ def layer_group_rows(attribution: dict[str, Any]) -> list[dict[str, str]]:
             }
         )
     return rows
+
+
+def pattern_section(pattern: Any, attribution: Any) -> dict[str, Any] | None:
+    """The covariance-weighted direction next to d: cosine, truth correlation and where its edit lands."""
+    if not isinstance(pattern, dict):
+        return None
+    rows = [
+        (
+            "cosine of the pattern with d",
+            _fmt(pattern.get("cosine_with_d")),
+            "How close the pattern is to the model's own direction d (1: the same direction).",
+        )
+    ]
+    truth = pattern.get("truth_correlations")
+    if isinstance(truth, dict) and "lp_face" in truth:
+        rows.append(
+            (
+                "pattern: r with the true facial risk",
+                _fmt(truth["lp_face"]),
+                "Correlation of its attribute with the synthetic world's true facial risk (in sample).",
+            )
+        )
+    own = pattern.get("attribution")
+    if isinstance(own, dict):
+        for label, value, of_d, meaning in (
+            ("pattern: face share", _dig(own, "health", "face"), _dig(attribution, "health", "face"),
+             "Share of the image change along the pattern inside the face mask"),
+            ("pattern: face share with margin", own.get("face_with_margin"),
+             _dig(attribution, "face_with_margin", "health"),
+             "The same inside the face mask widened by the contour margin"),
+            ("pattern: background share", _dig(own, "health", "background"),
+             _dig(attribution, "health", "background"),
+             "Share of the change in the background"),
+        ):  # fmt: skip
+            rows.append(
+                (label, _fmt(value), meaning + (f" (d: {_fmt(of_d)})." if isinstance(of_d, float) else "."))
+            )
+    definition = pattern.get("definition")
+    return {"rows": rows, "definition": definition if isinstance(definition, str) else None}
 
 
 def orthogonal_section(orthogonal: Any, attribution: Any) -> dict[str, Any] | None:
