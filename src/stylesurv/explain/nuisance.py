@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from stylesurv.console import track
 from stylesurv.errors import InputError
 from stylesurv.explain.attribution import patient_file, read_mask
 from stylesurv.explain.direction import HealthDirection, health_direction
@@ -60,7 +61,7 @@ def measure_photo_nuisances(aligned_dir: str | Path, patient_ids: list[str]) -> 
     landmarks.csv.  Columns a patient lacks (no mask, no landmarks) are NaN."""
     aligned = Path(aligned_dir)
     rows: dict[str, dict[str, float]] = {pid: {} for pid in patient_ids}
-    for pid in patient_ids:
+    for pid in track(patient_ids, "measuring background, clothing and pose in the photos"):
         photo_path = patient_file(aligned, pid)
         mask_path = patient_file(aligned / "masks", pid)
         if photo_path is None or mask_path is None or not photo_path.is_file() or not mask_path.is_file():
@@ -141,9 +142,8 @@ def probe_attributes(
     flat = np.asarray(codes, dtype=np.float64).reshape(len(codes), -1)
     d = health.reshape(-1) / np.linalg.norm(health)
     probes = []
-    for name in aligned.columns:
-        if name == "patient_id" or not pd.api.types.is_numeric_dtype(aligned[name]):
-            continue
+    columns = [c for c in aligned.columns if c != "patient_id" and pd.api.types.is_numeric_dtype(aligned[c])]
+    for name in track(columns, f"probing {len(columns)} attributes in latent space"):
         values = aligned[name].to_numpy(dtype=np.float64)
         keep = np.isfinite(values)
         if keep.sum() < min_n or np.std(values[keep]) == 0:
