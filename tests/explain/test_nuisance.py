@@ -7,6 +7,7 @@ from stylesurv.explain.direction import health_direction
 from stylesurv.explain.nuisance import (
     Probe,
     fit_probe,
+    fit_probes,
     head_pose,
     measure_photo_nuisances,
     nuisance_basis,
@@ -36,6 +37,41 @@ def test_probe_of_pure_noise_has_no_cv_r2() -> None:
     rng = np.random.default_rng(1)
     _, r2 = fit_probe(rng.standard_normal((200, 10)), rng.standard_normal(200))
     assert r2 < 0.05
+
+
+def test_joint_probes_equal_one_ridgecv_per_attribute() -> None:
+    """Reference: scikit-learn's RidgeCV and cross_val_score run separately for each attribute."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import KFold, cross_val_score
+
+    from stylesurv.explain.nuisance import RIDGE_ALPHAS
+
+    rng = np.random.default_rng(4)
+    codes = rng.standard_normal((120, 30))
+    targets = np.stack(
+        [codes[:, 0], codes[:, 1:4].sum(1) + rng.standard_normal(120), rng.standard_normal(120)], 1
+    )
+    weights, r2 = fit_probes(codes, targets, seed=3)
+    for t in range(targets.shape[1]):
+        cv = KFold(n_splits=5, shuffle=True, random_state=3)
+        expected_r2 = np.mean(
+            cross_val_score(RidgeCV(alphas=RIDGE_ALPHAS), codes, targets[:, t], cv=cv, scoring="r2")
+        )
+        coef = RidgeCV(alphas=RIDGE_ALPHAS).fit(codes, targets[:, t]).coef_
+        assert r2[t] == pytest.approx(expected_r2, abs=1e-9)
+        np.testing.assert_allclose(weights[t], coef / np.linalg.norm(coef), atol=1e-9)
+
+
+def test_probes_of_attributes_with_missing_values_use_their_own_patients() -> None:
+    rng = np.random.default_rng(5)
+    n = 200
+    codes = rng.standard_normal((n, 6))
+    partial = codes[:, 2].copy()
+    partial[::3] = np.nan  # a measurement a third of the patients lack
+    table = pd.DataFrame({"patient_id": [f"p{i}" for i in range(n)], "full": codes[:, 1], "partial": partial})
+    probes = {p.name: p for p in probe_attributes(codes, table, table["patient_id"].tolist(), np.eye(6)[0])}
+    assert probes["full"].n == n and probes["partial"].n == n - len(range(0, n, 3))
+    assert probes["partial"].r2_cv > 0.99 and abs(probes["partial"].direction[2]) > 0.99
 
 
 def test_projection_removes_the_nuisance_and_keeps_the_rest() -> None:

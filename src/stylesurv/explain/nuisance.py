@@ -116,17 +116,60 @@ def fit_probe(
     codes: np.ndarray, target: np.ndarray, folds: int = 5, seed: int = 0
 ) -> tuple[np.ndarray, float]:
     """Unit ridge weight vector and CV R^2 of predicting ``target`` [N] from flattened ``codes`` [N, D]."""
+    weights, r2 = fit_probes(codes, np.asarray(target, dtype=np.float64)[:, None], folds, seed)
+    return weights[0], float(r2[0])
+
+
+def fit_probes(
+    codes: np.ndarray, targets: np.ndarray, folds: int = 5, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unit ridge weight vectors [T, D] and CV R^2 [T] of each column of ``targets`` [N, T] (no NaN).
+
+    One multi-target RidgeCV per fold (alpha chosen per target by its leave-one-out error, as a separate
+    RidgeCV would), so the codes are decomposed once per fold rather than once per attribute and fold.
+    """
     from sklearn.linear_model import RidgeCV
-    from sklearn.model_selection import KFold, cross_val_score
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import KFold
 
     x = np.asarray(codes, dtype=np.float64).reshape(len(codes), -1)
-    y = np.asarray(target, dtype=np.float64)
-    model = RidgeCV(alphas=RIDGE_ALPHAS)
+    y = np.asarray(targets, dtype=np.float64)
+    model = RidgeCV(alphas=RIDGE_ALPHAS, alpha_per_target=True)
     cv = KFold(n_splits=min(folds, len(y)), shuffle=True, random_state=seed)
-    r2 = float(np.mean(cross_val_score(model, x, y, cv=cv, scoring="r2")))
-    weights = model.fit(x, y).coef_
-    norm = np.linalg.norm(weights)
-    return (weights / norm if norm > 0 else weights), r2
+    scores = [
+        r2_score(y[test], model.fit(x[train], y[train]).predict(x[test]).reshape(len(test), -1),
+                 multioutput="raw_values")
+        for train, test in cv.split(x)
+    ]  # fmt: skip
+    weights = model.fit(x, y).coef_.reshape(y.shape[1], -1)
+    norms = np.linalg.norm(weights, axis=1, keepdims=True)
+    return np.divide(weights, norms, out=weights.copy(), where=norms > 0), np.mean(scores, axis=0)
+
+
+def probe_table(
+    codes: np.ndarray, table: pd.DataFrame, min_n: int = 10, seed: int = 0
+) -> list[tuple[str, np.ndarray, float, int]]:
+    """(name, unit direction, CV R^2, n) of a ridge probe for every numeric column of ``table`` (rows in the
+    order of ``codes``) with at least ``min_n`` finite, non-constant values.  Columns observed on the same
+    patients are fitted together."""
+    flat = np.asarray(codes, dtype=np.float64).reshape(len(codes), -1)
+    usable: dict[bytes, list[str]] = {}
+    for name in table.columns:
+        if name == "patient_id" or not pd.api.types.is_numeric_dtype(table[name]):
+            continue
+        values = table[name].to_numpy(dtype=np.float64)
+        keep = np.isfinite(values)
+        if keep.sum() >= min_n and np.std(values[keep]) > 0:
+            usable.setdefault(np.packbits(keep).tobytes(), []).append(str(name))
+    found: dict[str, tuple[np.ndarray, float, int]] = {}
+    for names in track(
+        list(usable.values()), f"probing {sum(map(len, usable.values()))} attributes in latent space"
+    ):
+        keep = np.isfinite(table[names[0]].to_numpy(dtype=np.float64))
+        weights, r2 = fit_probes(flat[keep], table.loc[keep, names].to_numpy(dtype=np.float64), seed=seed)
+        for i, name in enumerate(names):
+            found[name] = (weights[i], float(r2[i]), int(keep.sum()))
+    return [(name, *found[name]) for name in table.columns if name in found]
 
 
 def probe_attributes(
@@ -139,18 +182,11 @@ def probe_attributes(
 ) -> list[Probe]:
     """A probe for every numeric column of ``table`` (rows matched on patient_id) with enough values."""
     aligned = table.set_index(table["patient_id"].astype(str)).reindex([str(p) for p in patient_ids])
-    flat = np.asarray(codes, dtype=np.float64).reshape(len(codes), -1)
     d = health.reshape(-1) / np.linalg.norm(health)
-    probes = []
-    columns = [c for c in aligned.columns if c != "patient_id" and pd.api.types.is_numeric_dtype(aligned[c])]
-    for name in track(columns, f"probing {len(columns)} attributes in latent space"):
-        values = aligned[name].to_numpy(dtype=np.float64)
-        keep = np.isfinite(values)
-        if keep.sum() < min_n or np.std(values[keep]) == 0:
-            continue
-        direction, r2 = fit_probe(flat[keep], values[keep], seed=seed)
-        probes.append(Probe(str(name), r2, float(direction @ d), direction, int(keep.sum())))
-    return probes
+    return [
+        Probe(name, r2, float(direction @ d), direction, n)
+        for name, direction, r2, n in probe_table(codes, aligned.reset_index(drop=True), min_n, seed)
+    ]
 
 
 def orthonormal_basis(directions: np.ndarray, tol: float = 1e-8) -> np.ndarray:
@@ -180,14 +216,9 @@ def nuisance_basis(
     basis = np.zeros((0, flat.shape[1]))
     for _ in range(rounds):
         projected = project_out(flat, basis)
-        found = []
-        for name in targets.columns:
-            values = targets[name].to_numpy(dtype=np.float64)
-            keep = np.isfinite(values)
-            if keep.sum() >= 10 and np.std(values[keep]) > 0:
-                direction, r2 = fit_probe(projected[keep], values[keep], seed=seed)
-                if r2 >= min_r2:
-                    found.append(direction)
+        found = [
+            direction for _, direction, r2, _ in probe_table(projected, targets, seed=seed) if r2 >= min_r2
+        ]
         if not found:
             break
         basis = orthonormal_basis(np.concatenate([basis, np.array(found)]))
