@@ -168,7 +168,8 @@ def pattern_direction(source: DirectionSource | np.ndarray, codes: np.ndarray) -
         raise InputError(
             f"codes of shape {codes.shape[1:]} do not match the direction's shape {gradient.shape}"
         )
-    centred = codes.reshape(len(codes), -1) - codes.reshape(len(codes), -1).mean(axis=0)
+    flat = codes.reshape(len(codes), -1)
+    centred = flat - flat.mean(axis=0)
     risk = centred @ gradient.reshape(-1)
     covariance = centred.T @ risk / max(len(codes) - 1, 1)
     return health_direction(covariance.reshape(gradient.shape), codes)
