@@ -2,13 +2,16 @@
 
 Two synthetic cohorts from one seed go through the whole pipeline (`stylesurv.pipeline.run_pipeline`:
 unaligned photos with their true landmarks, align, embed with the encoder and ``--steps`` refinement steps,
-CoxNet with 5-fold CV, explain): the plain world, and the same patients with ``confounded`` backgrounds
-(the background follows the outcome in the 70 % training split only; the 30 % test patients render
-identically in both worlds).  Then:
+CoxNet with 5-fold CV on the codes alone and adjusted for age and stage (one Cox model, the clinical columns
+unpenalised: the pipeline's "adjusted" model, whose direction the explain stage uses), explain): the plain
+world, and the same patients with ``confounded`` backgrounds (the background follows the outcome in the 70 %
+training split only; the 30 % test patients render identically in both worlds).  ``--latent-only`` explains
+the CoxNet on the codes alone instead, as Hagag et al. do.  Then:
 
 1. health attribute vs the true facial risk (truth.csv ``lp_face``, and each facial factor) on held-out
-   patients: CoxNet refitted on the training split, the direction from its coefficients, the attribute of
-   the unseen test patients (`explain.pipeline.held_out_health`); target |r| >= 0.8;
+   patients: the model refitted on the training split, the direction from its coefficients, the attribute of
+   the unseen test patients (`explain.pipeline.held_out_health`); target |r| >= 0.8; next to it the other
+   model's (latent-only or adjusted) held-out r;
 2. share of the pixel-change energy along d inside the face mask, next to random directions and to the face's
    share of the image area (the explain stage's attribution); target >= 0.8.  Next to it: the same share
    inside the face with its contour margin, the covariance-weighted (pattern) direction, each W+ layer group's
@@ -51,6 +54,7 @@ BACKGROUND_PROBES = ("background_value", "background_saturation", "background_hu
 CLOTHING_PROBES = ("clothing_value", "clothing_saturation", "clothing_hue_cos", "clothing_hue_sin",
                    "clothing_brightness", "clothing_red_green", "clothing_yellow_blue")  # fmt: skip
 FACIAL_FACTORS = ("lp_face", "cachexia", "pallor", "periorbital")
+ADJUSTERS = ("age", "stage")  # clinical covariates the adjusted model holds fixed
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -69,6 +73,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tolerance", type=float, default=0.02, help="C-index tolerance of check 4")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--quick", action="store_true", help="a small check: --n 200 --steps 10")
+    parser.add_argument(
+        "--latent-only", action="store_true", help="explain CoxNet on the codes alone (not adjusted)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.n, args.steps = 200, 10
@@ -107,9 +114,13 @@ def run_world(root: Path, args: argparse.Namespace, resolution: int, confounded:
         align=AlignConfig(resolution=resolution, landmarks=str(cohort / "landmarks.csv")),
         finetune=FinetuneConfig(kimg=args.finetune_kimg, batch=16, freeze_d=4, aug="ada"),
         embed=EmbedConfig(space="wplus", steps=args.steps, batch=50),
-        fit=FitConfig(models=["coxnet"], clinical=[], folds=5, repeats=1, permutations=0),
+        fit=FitConfig(
+            models=["coxnet", "adjusted"], clinical=list(ADJUSTERS), folds=5, repeats=1, permutations=0
+        ),
         explain=ExplainConfig(
-            attribution_patients=args.attribution_patients, random_directions=args.random_directions
+            model="coxnet" if args.latent_only else "coxnet_adjusted",
+            attribution_patients=args.attribution_patients,
+            random_directions=args.random_directions,
         ),
     )
     result = run_pipeline(config)
@@ -218,13 +229,21 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
     # 1. held-out health attribute vs the true facial factors (the plain world)
     latents_a = load_latents(plain / "run" / "embed" / "latents.npz")
     truth_a_csv = plain / "cohort" / "truth.csv"
+    model, other = ("coxnet", "coxnet_adjusted") if args.latent_only else ("coxnet_adjusted", "coxnet")
+    label = {"coxnet": "codes alone", "coxnet_adjusted": f"adjusted for {', '.join(ADJUSTERS)}"}
     held = held_out_health(
-        plain / "run" / "fit" / "coxnet", latents_a, plain / "cohort", truth_a_csv, args.seed, test_ids
+        plain / "run" / "fit" / model, latents_a, plain / "cohort", truth_a_csv, args.seed, test_ids
     )
     r = held["correlations"].get("lp_face", float("nan"))
-    row("1 attribute", f"r(attribute, lp_face), {held['n_test']} held out", r, "|r| >= 0.8", abs(r) >= 0.8)
+    measure = f"r(attribute, lp_face), {held['n_test']} held out ({label[model]})"
+    row("1 attribute", measure, r, "|r| >= 0.8", abs(r) >= 0.8)
     for factor in FACIAL_FACTORS[1:]:
         row("1 attribute", f"r(attribute, {factor}), held out", held["correlations"].get(factor, np.nan))
+    held_other = held_out_health(
+        plain / "run" / "fit" / other, latents_a, plain / "cohort", truth_a_csv, args.seed, test_ids
+    )
+    row("1 attribute", f"same, CoxNet on the {label[other]}",
+        held_other["correlations"].get("lp_face", float("nan")))  # fmt: skip
     explain = json.loads((plain / "run" / "explain" / "summary.json").read_text())
     in_sample = explain.get("truth_correlations", {}).get("lp_face", float("nan"))
     row("1 attribute", f"r(attribute, lp_face), all {explain['n_patients']} (in sample)", in_sample)
@@ -240,6 +259,8 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
     test = clinical.loc[test_ids]
     oracle = harrell_c(test["time"].to_numpy(), test["event"].to_numpy(), truth_a.loc[test_ids, "lp_face"])
     row("1 attribute", "held-out C of the refitted model", held["c_index_test"])
+    if not args.latent_only:
+        row("1 attribute", "same, its face part alone", held["c_index_face_test"])
     row("1 attribute", "held-out C of the true lp_face (oracle)", oracle)
 
     # 2. where the change happens
@@ -319,16 +340,21 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
         r2 = max((p["r2_cv"] for p in probes if p["name"] in names), default=float("nan"))
         row("3 nuisance", f"best {label} probe CV R^2 (is it encoded?)", r2)
 
-    # 4. confounded training split: C-index on the unconfounded test split
+    # 4. confounded training split: C-index on the unconfounded test split, of the face part of the model
+    # (the confounder acts on the codes; an adjusted model's clinical part is the same in both worlds and
+    # would only dilute the comparison); the whole adjusted model's C-index next to it
     latents_b = load_latents(confounded / "run" / "embed" / "latents.npz")
-    reference = held["c_index_test"]
+    reference = held["c_index_face_test"]
     for world, folder in (("plain", plain), ("confounded", confounded)):
-        cv = json.loads((folder / "run" / "fit" / "coxnet" / "cv_results.json").read_text())
+        cv = json.loads((folder / "run" / "fit" / model / "cv_results.json").read_text())
         row("4 confounded", f"5-fold CV C over all patients, {world} world", cv["oof_harrell_c"])
-    row("4 confounded", "test C, model of the plain world (reference)", reference)
+    part = "" if args.latent_only else ", face part"
+    row("4 confounded", f"test C{part}, model of the plain world (reference)", reference)
+    if not args.latent_only:
+        row("4 confounded", "whole adjusted model: test C, plain world (reference)", held["c_index_test"])
     for source in ("truth", "photo"):
         removal = remove_nuisance_evaluation(
-            confounded / "run" / "fit" / "coxnet",
+            confounded / "run" / "fit" / model,
             latents_b,
             confounded / "cohort",
             confounded / "run" / "aligned",
@@ -336,13 +362,17 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
             seed=args.seed,
             source=source,
         )
-        plain_c, removed_c = removal["c_index_plain"], removal["c_index_removed"]
+        plain_c, removed_c = removal["c_index_face_plain"], removal["c_index_face_removed"]
         if source == "truth":
             drops = plain_c < reference - args.tolerance
-            row("4 confounded", "test C, confounded model, plain codes", plain_c, "drops", drops)
+            row("4 confounded", f"test C{part}, confounded model, plain codes", plain_c, "drops", drops)
         keeps = removed_c >= reference - args.tolerance and removed_c > plain_c
-        measure = f"test C, --remove-nuisance ({source} probes, {removal['n_directions']} dirs)"
+        measure = f"test C{part}, --remove-nuisance ({source} probes, {removal['n_directions']} dirs)"
         row("4 confounded", measure, removed_c, "keeps", keeps)
+        if not args.latent_only:
+            for label in ("plain", "removed"):
+                measure = f"whole adjusted model: test C, {label} codes ({source} probes)"
+                row("4 confounded", measure, removal[f"c_index_{label}"])
         if source == "truth":
             for label in ("plain", "removed"):
                 r = removal.get(f"r_lp_face_{label}", float("nan"))

@@ -35,10 +35,15 @@ class EmbedConfig:
 @dataclass
 class FitConfig:
     # survival models to cross-validate; "fusion" = fusion_model's out-of-fold image score + clinical
-    # covariates, "clinical" = clinical covariates only
-    models: list[str] = field(default_factory=lambda: ["coxnet", "deepsurv", "fusion", "clinical"])
-    clinical: list[str] = field(default_factory=list)  # clinical covariate columns (fusion, clinical)
+    # covariates (late fusion), "adjusted" = fusion_model (coxnet or coxph) on the codes and the unpenalised
+    # clinical covariates together (its health direction is adjusted for them; explain prefers it),
+    # "clinical" = clinical covariates only
+    models: list[str] = field(
+        default_factory=lambda: ["coxnet", "deepsurv", "fusion", "adjusted", "clinical"]
+    )
+    clinical: list[str] = field(default_factory=list)  # covariates (fusion, adjusted, clinical)
     fusion_model: str = "coxnet"
+    l1_ratio: float = 0.1  # CoxNet's elastic-net mixing (1 lasso, near 0 ridge); survival.models explains
     folds: int = 5
     repeats: int = 1
     permutations: int = 20  # outcome-shuffled CV reruns of the permutation test
@@ -47,6 +52,9 @@ class FitConfig:
 
 @dataclass
 class ExplainConfig:
+    # bundle whose health direction is explained (e.g. "coxnet"); "" = coxnet_adjusted, coxph_adjusted,
+    # coxnet, coxph: the first one fitted
+    model: str = ""
     attribution_patients: int = 64  # patients whose image change along the direction is measured
     random_directions: int = 8  # random directions of the attribution baseline
     max_sd: float = 3.0  # edits span -max_sd .. +max_sd attribute SDs

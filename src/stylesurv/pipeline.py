@@ -26,7 +26,9 @@ from stylesurv.run import RunDir, StageResult, hash_tree, write_json_atomic
 ASSETS = Path(__file__).resolve().parent / "assets"
 BASE_GENERATOR = ASSETS / "base_generator.safetensors"
 BASE_ENCODER = ASSETS / "base_encoder"
-PRIMARY_MODELS = ("coxnet", "coxph")  # bundles whose latent direction the explain stage uses, in order
+# bundles whose latent direction the explain stage uses, first found first: the direction adjusted for the
+# clinical covariates when there is one (what the face shows beyond age and stage), else the latent-only one
+PRIMARY_MODELS = ("coxnet_adjusted", "coxph_adjusted", "coxnet", "coxph")
 
 
 @dataclass
@@ -143,7 +145,7 @@ def _embed(aligned: Path, generator: Path, encoder: Path | None, config: RunConf
 
 
 def _fit(
-    latents: Path, cohort: Path, model: str, clinical: list[str], config: RunConfig
+    latents: Path, cohort: Path, model: str, clinical: list[str], fusion: str, config: RunConfig
 ) -> Callable[[Path], None]:
     def build(out: Path) -> None:
         from stylesurv.console import console
@@ -161,6 +163,8 @@ def _fit(
             repeats=config.fit.repeats,
             seed=config.seed,
             n_permutations=config.fit.permutations,
+            fusion=fusion,
+            l1_ratio=config.fit.l1_ratio,
         )
         console.print(results.table())
 
@@ -298,17 +302,19 @@ def run_pipeline(config: RunConfig) -> PipelineResult:
 
     bundles: dict[str, Path] = {}
     for model in config.fit.models:
-        name, kind, clinical = _model_plan(model, config)
+        name, kind, clinical, fusion = _model_plan(model, config)
         fit_cfg = {**vars(config.fit), "model": kind, "clinical": clinical, "seed": config.seed}
+        if fusion != "late":
+            fit_cfg["fusion"] = fusion
         bundles[name] = stage(
             f"fit/{name}",
             fit_cfg,
             {"latents": latents, "clinical": clinical_csv},
-            _fit(latents, cohort, kind, clinical, config),
+            _fit(latents, cohort, kind, clinical, fusion, config),
         )
         result.metrics[name] = _headline(bundles[name])
 
-    primary = next((bundles[m] for m in PRIMARY_MODELS if m in bundles), None)
+    primary = _explained_bundle(bundles, config.explain.model)
     if primary is not None:
         truth = cohort / "truth.csv"
         stage(
@@ -325,17 +331,30 @@ def run_pipeline(config: RunConfig) -> PipelineResult:
     return result
 
 
-def _model_plan(model: str, config: RunConfig) -> tuple[str, str, list[str]]:
-    """(bundle name, survival model kind, clinical covariates) of an entry of ``config.fit.models``."""
-    if model == "fusion":
-        return f"{config.fit.fusion_model}_fusion", config.fit.fusion_model, list(config.fit.clinical)
-    if model == "clinical":
-        if not config.fit.clinical:
+def _explained_bundle(bundles: dict[str, Path], chosen: str) -> Path | None:
+    """The bundle whose health direction the explain stage uses: ``chosen`` (a bundle name) or the first of
+    PRIMARY_MODELS that was fitted; None when there is none (nothing to explain)."""
+    if chosen:
+        if chosen not in bundles:
             raise InputError(
-                "the clinical-only model needs clinical covariates: set fit.clinical / --clinical"
+                f"explain.model {chosen!r} is not among the fitted bundles ({', '.join(bundles) or 'none'})"
             )
-        return "clinical", "clinical", list(config.fit.clinical)
-    return model, model, []
+        return bundles[chosen]
+    return next((bundles[m] for m in PRIMARY_MODELS if m in bundles), None)
+
+
+def _model_plan(model: str, config: RunConfig) -> tuple[str, str, list[str], str]:
+    """(bundle name, model kind, clinical covariates, fusion) of an entry of ``config.fit.models``."""
+    clinical = list(config.fit.clinical)
+    if model in ("clinical", "adjusted") and not clinical:
+        raise InputError(f"the {model} model needs clinical covariates: set fit.clinical / --clinical")
+    if model == "fusion":
+        return f"{config.fit.fusion_model}_fusion", config.fit.fusion_model, clinical, "late"
+    if model == "adjusted":
+        return f"{config.fit.fusion_model}_adjusted", config.fit.fusion_model, clinical, "joint"
+    if model == "clinical":
+        return "clinical", "clinical", clinical, "late"
+    return model, model, [], "late"
 
 
 def _headline(bundle_dir: Path) -> dict[str, Any]:
@@ -381,7 +400,7 @@ def demo_config(out: Path, settings: DemoSettings) -> RunConfig:
         finetune=FinetuneConfig(kimg=settings.finetune_kimg, batch=16, freeze_d=4, aug="ada"),
         embed=EmbedConfig(space="wplus", steps=settings.embed_steps, batch=50),
         fit=FitConfig(
-            models=["coxnet", "deepsurv", "fusion", "clinical"],
+            models=["coxnet", "deepsurv", "fusion", "adjusted", "clinical"],
             clinical=["age", "stage"],
             folds=5,
             repeats=1,

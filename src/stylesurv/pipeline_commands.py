@@ -37,10 +37,13 @@ def run(
     steps: Annotated[int | None, typer.Option("--steps", help="Embedding refinement steps.")] = None,
     models: Annotated[
         str | None,
-        typer.Option("--models", help="Comma-separated: coxnet,coxph,deepsurv,rsf,gbsa,fusion,clinical."),
+        typer.Option(
+            "--models", help="Comma-separated: coxnet,coxph,deepsurv,rsf,gbsa,fusion,adjusted,clinical."
+        ),
     ] = None,
     clinical: Annotated[
-        str | None, typer.Option("--clinical", help="Comma-separated clinical covariates (fusion, clinical).")
+        str | None,
+        typer.Option("--clinical", help="Comma-separated clinical covariates (fusion, adjusted, clinical)."),
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of every stage.")] = None,
 ) -> None:

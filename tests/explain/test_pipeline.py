@@ -13,6 +13,7 @@ from stylesurv.explain.pipeline import (
     explain_run,
     held_out_health,
     held_out_split,
+    refit_inputs,
     remove_nuisance_evaluation,
 )
 from stylesurv.invert.latents import Latents, save_latents
@@ -242,6 +243,39 @@ def test_held_out_attribute_tracks_the_true_facial_risk_of_unseen_patients(
     scrambled = held_out_health(root / "bundle", latents, world, world / "truth.csv", 0, test_ids)
     assert scrambled["correlations"] == pytest.approx(result["correlations"], rel=1e-9)
     assert abs(scrambled["c_index_test"] - result["c_index_test"]) > 0.05
+
+
+def test_held_out_refit_of_an_adjusted_bundle_keeps_its_clinical_adjusters(tmp_path: Path) -> None:
+    from stylesurv.survival.bundle import fit_bundle
+    from stylesurv.survival.data import FeatureSpec, join_latents, read_cohort_table
+    from stylesurv.survival.models import ModelFactory
+
+    # Risk from the face (axis 0) and age; the face also shows age (axis 2). Refitted latent-only, the
+    # held-out attribute mixes in age; refitted like the adjusted bundle, it tracks the facial risk alone.
+    world = tmp_path / "world"
+    latents, codes = _synthetic_cohort(world, n=400, confounded=False)
+    rng = np.random.default_rng(5)
+    age = rng.standard_normal(len(codes))
+    codes[:, 2] = age + 0.3 * rng.standard_normal(len(codes))
+    latents = Latents(patient_id=latents.patient_id, w=codes.astype(np.float32))
+    table = pd.read_csv(world / "clinical.csv")
+    table["time"] = (rng.exponential(np.exp(-1.2 * codes[:, 0] - 1.2 * age)) * 1000 + 1.0).round(1)
+    table["age"] = age
+    table.to_csv(world / "clinical.csv", index=False)
+    data = join_latents(latents, read_cohort_table(world), "w", ("age",))
+    spec = FeatureSpec(space="w", clinical=("age",))
+    fit_bundle(data, spec, ModelFactory("coxnet", "joint"), tmp_path / "joint", folds=2)
+    fit_bundle(data, FeatureSpec(space="w"), ModelFactory("coxnet"), tmp_path / "plain", folds=2)
+    inputs = refit_inputs(tmp_path / "joint", latents, world)
+    assert inputs.spec.clinical == ("age",) and inputs.factory.clinical_kind == "joint"
+    adjusted = held_out_health(tmp_path / "joint", latents, world, world / "truth.csv", seed=0)
+    plain = held_out_health(tmp_path / "plain", latents, world, world / "truth.csv", seed=0)
+    assert adjusted["correlations"]["lp_face"] < -0.9
+    assert plain["correlations"]["lp_face"] > adjusted["correlations"]["lp_face"] + 0.1
+    # C of the face part alone: the whole model for a latent-only bundle; below the whole adjusted model,
+    # whose age term carries half of the true risk
+    assert plain["c_index_face_test"] == pytest.approx(plain["c_index_test"], abs=1e-12)
+    assert 0.6 < adjusted["c_index_face_test"] < adjusted["c_index_test"] - 0.05
 
 
 def test_remove_nuisance_takes_the_split_and_the_nuisance_source(

@@ -148,3 +148,20 @@ def test_run_command_needs_a_cohort_and_a_generator(tmp_path):
         main(["run", "--cohort", str(tmp_path), "--generator", str(tmp_path / "g"), "--out", str(tmp_path)])
         == 1
     )
+
+
+def test_adjusted_model_plan_and_the_explained_bundle() -> None:
+    from stylesurv.errors import InputError
+    from stylesurv.pipeline import _explained_bundle, _model_plan
+
+    config = RunConfig(fit=FitConfig(clinical=["age", "stage"]))
+    assert _model_plan("adjusted", config) == ("coxnet_adjusted", "coxnet", ["age", "stage"], "joint")
+    assert _model_plan("fusion", config) == ("coxnet_fusion", "coxnet", ["age", "stage"], "late")
+    with pytest.raises(InputError, match="adjusted model needs clinical covariates"):
+        _model_plan("adjusted", RunConfig())
+    bundles = {name: Path(name) for name in ("coxnet", "deepsurv", "coxnet_adjusted")}
+    assert _explained_bundle(bundles, "") == Path("coxnet_adjusted")  # adjusted first
+    assert _explained_bundle(bundles, "coxnet") == Path("coxnet")
+    assert _explained_bundle({"deepsurv": Path("d")}, "") is None  # nothing linear to explain
+    with pytest.raises(InputError, match="explain.model 'coxph'"):
+        _explained_bundle(bundles, "coxph")

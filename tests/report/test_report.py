@@ -326,3 +326,16 @@ def test_new_input_strings_are_escaped(run: Path, tmp_path: Path) -> None:
     for tag, attrs in elements(html):
         assert tag not in {"script", "iframe", "object", "embed"}
         assert not any(name.startswith("on") for name in attrs), (tag, attrs)
+
+
+def test_adjusted_direction_names_its_covariates_escaped(run: Path, tmp_path: Path) -> None:
+    evil = "<b>stage</b>"
+
+    def adjusted(summary: dict) -> None:
+        summary["model"], summary["adjusted_for"] = "coxnet|clinical", ["age", evil]
+
+    html = write_report(_copy_with_summary(run, tmp_path, adjusted), tmp_path / "adj.html")[0].read_text()
+    assert "Model: coxnet|clinical. Adjusted for age, &lt;b&gt;stage&lt;/b&gt;: the codes" in html
+    assert evil not in html
+    latent_only = write_report(run, tmp_path / "plain.html")[0].read_text()
+    assert "Adjusted for" not in latent_only

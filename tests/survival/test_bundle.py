@@ -10,7 +10,7 @@ from stylesurv.errors import InputError
 from stylesurv.invert.latents import Latents
 from stylesurv.survival.bundle import fit_bundle, load_bundle
 from stylesurv.survival.data import FeatureSpec, SurvivalData
-from stylesurv.survival.models import ModelFactory
+from stylesurv.survival.models import LateFusion, ModelFactory
 
 from .conftest import weibull_ph
 
@@ -116,3 +116,40 @@ def test_load_bundle_rejects_non_bundles(tmp_path) -> None:
     (tmp_path / "arrays.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
     with pytest.raises(InputError):
         load_bundle(tmp_path)
+
+
+def _aged_cohort(n: int = 600, seed: int = 3) -> tuple[Latents, SurvivalData, pd.DataFrame]:
+    """Risk from a facial health coordinate (code [0, 0]) and age; age also shows in code [1, 2]."""
+    rng = np.random.default_rng(seed)
+    age = rng.normal(size=n)
+    wplus = rng.normal(size=(n, NUM_WS, W_DIM))
+    wplus[:, 1, 2] = age + 0.3 * rng.normal(size=n)  # the face looks older with age
+    y = weibull_ph(n, 1.0 * wplus[:, 0, 0] + 1.0 * age, seed=seed + 1)
+    ids = np.array([f"p{i:03d}" for i in range(n)])
+    clinical = pd.DataFrame({"patient_id": ids, "age": age})
+    latents = Latents(patient_id=ids, wplus=wplus.astype(np.float32))
+    data = SurvivalData(ids, y["time"], y["event"], codes=wplus, clinical=clinical[["age"]])
+    return latents, data, clinical
+
+
+def test_joint_bundle_adjusts_the_health_direction_for_its_covariates(tmp_path) -> None:
+    latents, data, clinical = _aged_cohort()
+    quick = {"n_alphas": 10, "inner_folds": 2}
+    plain = fit_bundle(data, FeatureSpec(space="wplus"), ModelFactory("coxnet", options=quick),
+                       tmp_path / "plain", folds=2)[1]  # fmt: skip
+    spec = FeatureSpec(space="wplus", clinical=("age",))
+    joint = fit_bundle(data, spec, ModelFactory("coxnet", "joint", quick), tmp_path / "joint", folds=2)[1]
+    assert joint.model_name == "coxnet|clinical" and joint.adjusted_for == ("age",)
+    assert plain.adjusted_for == () and not isinstance(joint.model, LateFusion)
+
+    def share(direction: np.ndarray, index: tuple[int, int]) -> float:
+        return float(direction[index] ** 2 / np.sum(direction**2))
+
+    # the latent-only model reads age from the face; adjusted for age, the direction is the health coordinate
+    assert share(plain.latent_direction(), (1, 2)) > 0.3
+    assert share(joint.latent_direction(), (1, 2)) < 0.05
+    assert share(joint.latent_direction(), (0, 0)) > 0.8
+    again = load_bundle(tmp_path / "joint")
+    assert again.adjusted_for == ("age",)
+    np.testing.assert_allclose(again.predict(latents, clinical), joint.predict(latents, clinical))
+    np.testing.assert_allclose(again.latent_direction(), joint.latent_direction())

@@ -69,6 +69,16 @@ def test_fit_command_writes_a_loadable_bundle(cohort) -> None:
     assert bundle.spec.clinical == ("age", "stage") and bundle.latent_direction().shape == (8,)
 
 
+def test_fit_command_joint_fusion_adjusts_coxnet(cohort) -> None:
+    out = cohort / "joint"
+    args = ["--latents", str(cohort / "latents.npz"), "--clinical", "age", "--fusion", "joint"]
+    assert _fit(cohort, *args, "--l1-ratio", "0.7", "--out", str(out)) == 0
+    bundle = load_bundle(out)
+    assert bundle.model_name == "coxnet|clinical" and bundle.adjusted_for == ("age",)
+    params = bundle.meta["model"]["params"]
+    assert params["unpenalized"] == 1 and params["l1_ratio"] == 0.7  # age: one standardised column
+
+
 def test_fit_command_clinical_only(cohort) -> None:
     assert _fit(cohort, "--model", "clinical", "--clinical", "age", "--out", str(cohort / "clin")) == 0
     assert load_bundle(cohort / "clin").model_name == "clinical"
@@ -82,6 +92,10 @@ def test_fit_command_clinical_only(cohort) -> None:
         (["--model", "clinical", "--clinical", "bmi"], "bmi"),
         (["--model", "cnn"], "--aligned"),
         (["--model", "clinical", "--clinical", "age", "--times", "1y"], "--times"),
+        (["--model", "coxnet", "--clinical", "age", "--fusion", "early"], "--fusion"),
+        (["--model", "deepsurv", "--clinical", "age", "--fusion", "joint"], "linear Cox model"),
+        (["--model", "coxnet", "--fusion", "joint"], "no --clinical"),
+        (["--model", "coxnet", "--l1-ratio", "0"], "--l1-ratio"),
     ],
 )
 def test_fit_command_rejects_bad_input(cohort, capsys, args, message) -> None:

@@ -6,6 +6,7 @@ import pytest
 from sksurv.ensemble import GradientBoostingSurvivalAnalysis, RandomSurvivalForest
 from sksurv.linear_model import CoxnetSurvivalAnalysis
 
+from stylesurv.errors import InputError
 from stylesurv.survival.data import make_y
 from stylesurv.survival.metrics import harrell_c
 from stylesurv.survival.models import (
@@ -14,6 +15,7 @@ from stylesurv.survival.models import (
     DeepSurv,
     GradientBoostedCox,
     LateFusion,
+    ModelFactory,
     restore_model,
 )
 from stylesurv.survival.models import (
@@ -157,3 +159,46 @@ def test_late_fusion_weights_an_out_of_fold_image_score(linear_data) -> None:
     assert fusion.cox_.coef_[0] > 0  # a higher image score means a higher hazard
     restored = restore_model(*fusion.export())
     np.testing.assert_allclose(restored.predict(X), fusion.predict(X), atol=1e-10)
+
+
+def test_ridge_cox_per_column_penalty_equals_lifelines() -> None:
+    from lifelines import CoxPHFitter
+    from lifelines.datasets import load_rossi
+
+    rossi = load_rossi()
+    names = ["fin", "age", "race", "wexp", "mar", "paro", "prio"]
+    penalty = np.array([0.3, 0.3, 0.3, 0.3, 0.3, 0.0, 0.0])  # the last two columns are adjusters
+    tight = {"precision": 1e-12, "r_precision": 1e-14}
+    reference = CoxPHFitter(penalizer=penalty).fit(rossi, "week", "arrest", fit_options=tight)
+    y = make_y(rossi["week"].to_numpy(float), rossi["arrest"].to_numpy())
+    model = CoxPH(penalizers=(0.3,), feature_names=names, unpenalized=2).fit(rossi[names].to_numpy(float), y)
+    np.testing.assert_allclose(model.coef_, reference.params_[names].to_numpy(), atol=1e-6)
+    assert model.params_ == {"penalizer": 0.3, "unpenalized": 2}
+    # the penalty really is per column: penalising all of them gives other coefficients
+    uniform = CoxPH(penalizers=(0.3,), feature_names=names).fit(rossi[names].to_numpy(float), y)
+    assert np.abs(uniform.coef_[5:] - model.coef_[5:]).max() > 0.01
+
+
+def test_coxnet_leaves_adjustment_columns_unpenalised(linear_data) -> None:
+    X, y, _ = linear_data
+    # a penalty so strong that every penalised coefficient is zero: the two trailing (unpenalised) columns
+    # then hold the ordinary Cox fit on those columns alone
+    model = CoxNet(alphas=[10.0], unpenalized=2).fit(X, y)
+    assert np.all(model.coef_[:4] == 0)
+    alone = CoxPH(penalizers=(0.0,)).fit(X[:, 4:], y)
+    np.testing.assert_allclose(model.coef_[4:], alone.coef_, atol=1e-3)
+    assert model.params_["unpenalized"] == 2
+    with pytest.warns(UserWarning, match="all coefficients are zero"):  # without adjusters: nothing left
+        assert np.all(CoxNet(alphas=[10.0]).fit(X, y).coef_ == 0)
+    with pytest.raises(InputError, match="no penalised feature"):
+        CoxNet(alphas=[1.0], unpenalized=6).fit(X, y)
+
+
+def test_joint_factory_adjusts_linear_models_only() -> None:
+    names = ["z1", "z2", "z3", "age", "stage"]
+    model = ModelFactory("coxnet", clinical_kind="joint")(0, 3, names)
+    assert isinstance(model, CoxNet) and model.unpenalized == 2
+    coxph = ModelFactory("coxph", clinical_kind="joint")(0, 3, names)
+    assert isinstance(coxph, CoxPH) and coxph.unpenalized == 2 and coxph.feature_names == names
+    with pytest.raises(InputError, match="linear Cox model"):
+        ModelFactory("deepsurv", clinical_kind="joint")(0, 3, names)

@@ -57,6 +57,7 @@ from stylesurv.run import write_bytes_atomic, write_json_atomic, write_text_atom
 
 if TYPE_CHECKING:
     from stylesurv.survival.data import FeatureSpec, SurvivalData
+    from stylesurv.survival.models import ModelFactory
 
 
 @dataclass
@@ -151,6 +152,8 @@ def explain_run(
         "inputs": inputs or {},
         "options": opts.to_json(),
         "n_patients": len(ids),
+        "model": str(getattr(bundle, "model_name", "")),
+        "adjusted_for": list(getattr(bundle, "adjusted_for", ())),
         "space": "w" if gradient.ndim == 1 else "wplus",
         "direction": direction.to_json(),
         "pattern": {
@@ -322,13 +325,21 @@ class RefitInputs:
     the cohort's outcomes joined to the codes."""
 
     kind: str
-    spec: FeatureSpec  # latent features only
+    spec: FeatureSpec  # latent features, and the clinical covariates of a joint (adjusted) bundle
     data: SurvivalData
+
+    @property
+    def factory(self) -> ModelFactory:
+        """Fresh models like the bundle's: joint with the clinical adjusters when the spec has them."""
+        from stylesurv.survival.models import ModelFactory
+
+        return ModelFactory(self.kind, clinical_kind="joint" if self.spec.clinical else None)
 
 
 def refit_inputs(bundle_dir: str | Path, latents: Latents, cohort_dir: str | Path) -> RefitInputs:
-    """The bundle's model kind and latent feature spec (clinical covariates dropped), with the codes joined
-    to the cohort's outcomes; an InputError for a bundle that was not fitted on latent codes."""
+    """The bundle's model kind and latent feature spec (with the clinical covariates it is adjusted for, if
+    any; late-fusion covariates are dropped), with the codes joined to the cohort's outcomes; an InputError
+    for a bundle that was not fitted on latent codes."""
     from stylesurv.survival.bundle import load_bundle
     from stylesurv.survival.data import FeatureSpec, join_latents, read_cohort_table
     from stylesurv.survival.models import IMAGE_KINDS
@@ -339,13 +350,15 @@ def refit_inputs(bundle_dir: str | Path, latents: Latents, cohort_dir: str | Pat
         wplus_reduce=bundle.spec.wplus_reduce,
         layer_groups=bundle.spec.layer_groups,
         pca=bundle.spec.pca,
+        clinical=bundle.adjusted_for,
     )
     if spec.space not in ("w", "wplus"):
         raise InputError(
             f"{bundle_dir}: refitting needs a model fitted on latent codes, not {bundle.model_name!r}"
         )
     kind = bundle.kind if bundle.kind in IMAGE_KINDS else "coxnet"
-    return RefitInputs(kind, spec, join_latents(latents, read_cohort_table(cohort_dir), spec.space))
+    table = read_cohort_table(cohort_dir)
+    return RefitInputs(kind, spec, join_latents(latents, table, spec.space, spec.clinical))
 
 
 def refit_and_score(
@@ -360,19 +373,24 @@ def refit_and_score(
     model with true health factors, the correlation of each factor with the held-out health attribute.
 
     The attribute is the projection of the held-out codes on the refitted model's health direction,
-    standardised over the training codes, so nothing about the held-out patients enters it.
+    standardised over the training codes, so nothing about the held-out patients enters it.  For a linear
+    model, ``c_index_face`` is the C-index of its latent part alone (the face's share of the linear
+    predictor; the same as ``c_index`` unless the model is adjusted for clinical covariates).
     """
     from stylesurv.survival.bundle import SurvivalBundle
     from stylesurv.survival.metrics import harrell_c
-    from stylesurv.survival.models import ModelFactory
     from stylesurv.survival.validation import fit_all
 
-    pipeline, model = fit_all(data.subset(train), inputs.spec, ModelFactory(inputs.kind), seed)
+    pipeline, model = fit_all(data.subset(train), inputs.spec, inputs.factory, seed)
     test_data = data.subset(test)
     risk = model.predict(pipeline.transform(test_data))
     result: dict[str, Any] = {"c_index": harrell_c(test_data.time, test_data.event, risk)}
-    if health is not None and model.is_linear:
-        gradient = SurvivalBundle(inputs.kind, pipeline, model, 0.0, 1.0, {}).latent_direction()
+    if not model.is_linear:
+        return result
+    gradient = SurvivalBundle(inputs.kind, pipeline, model, 0.0, 1.0, {}).latent_direction()
+    face_risk = np.asarray(test_data.codes).reshape(len(test), -1) @ gradient.reshape(-1)
+    result["c_index_face"] = harrell_c(test_data.time, test_data.event, face_risk)
+    if health is not None:
         for key, make in (("correlations", health_direction), ("pattern_correlations", pattern_direction)):
             direction = make(gradient, data.codes[train])
             attribute = pd.DataFrame(
@@ -415,6 +433,7 @@ def held_out_health(
         "n_train": int(len(train)),
         "n_test": int(len(test)),
         "c_index_test": scored["c_index"],
+        "c_index_face_test": scored.get("c_index_face"),
         "correlations": scored.get("correlations", {}),
         "pattern_correlations": scored.get("pattern_correlations", {}),
     }
@@ -478,6 +497,8 @@ def remove_nuisance_evaluation(
         info(f"refitting {inputs.kind} on the training split ({label} codes)")
         scored = refit_and_score(inputs, variant, train, test, health, seed)
         result[f"c_index_{label}"] = scored["c_index"]
+        if "c_index_face" in scored:
+            result[f"c_index_face_{label}"] = scored["c_index_face"]
         correlations = scored.get("correlations", {})
         if "lp_face" in correlations:
             result[f"r_lp_face_{label}"] = correlations["lp_face"]

@@ -4,7 +4,8 @@ A bundle is a folder (written atomically as a whole)::
 
     model.json          JSON, everything but large arrays:
                           format "stylesurv-survival-bundle", format_version 1, stylesurv version
-                          model_name   e.g. "coxnet" or "coxnet+clinical" (fusion) or "clinical"
+                          model_name   e.g. "coxnet", "coxnet+clinical" (late fusion), "coxnet|clinical"
+                                       (joint: adjusted for the clinical covariates) or "clinical"
                           features     the feature pipeline: spec (space w|wplus|none|image, W+ reduction,
                                        PCA components k, clinical columns), latent code shape, clinical
                                        imputation/standardisation values and category levels, feature names
@@ -50,7 +51,14 @@ from stylesurv.errors import InputError
 from stylesurv.invert.latents import Latents
 from stylesurv.run import atomic_dir, write_json_atomic, write_safetensors_atomic, write_text_atomic
 from stylesurv.survival.data import FeaturePipeline, FeatureSpec, SurvivalData
-from stylesurv.survival.models import LateFusion, LinearCox, ModelFactory, SurvivalModel, restore_model
+from stylesurv.survival.models import (
+    JOINT_KINDS,
+    LateFusion,
+    LinearCox,
+    ModelFactory,
+    SurvivalModel,
+    restore_model,
+)
 from stylesurv.survival.validation import CVResults, cross_validate, fit_all
 
 FORMAT = "stylesurv-survival-bundle"
@@ -60,6 +68,7 @@ ARRAYS = "arrays.safetensors"
 CV_RESULTS = "cv_results.json"
 OOF_RISK = "oof_risk.csv"
 MODELS = ("coxnet", "coxph", "deepsurv", "rsf", "gbsa", "cnn", "clinical")
+FUSIONS = ("late", "joint")  # how an image model takes clinical covariates
 DEFAULT_PCA = {"coxnet": None, "coxph": 16, "deepsurv": 32, "rsf": 16, "gbsa": 16}  # components of the codes
 
 
@@ -81,6 +90,13 @@ class SurvivalBundle:
     @property
     def spec(self) -> FeatureSpec:
         return self.pipeline.spec
+
+    @property
+    def adjusted_for(self) -> tuple[str, ...]:
+        """Clinical covariates fitted jointly with the latent features (so the latent coefficients are
+        adjusted for them); empty for latent-only, late-fusion and clinical-only bundles."""
+        joint = self.spec.space in ("w", "wplus") and isinstance(self.model, LinearCox)
+        return self.spec.clinical if joint else ()
 
     def _data(
         self, latents: Latents | None, clinical: pd.DataFrame | None, images: np.ndarray | None
@@ -265,10 +281,8 @@ def fit_bundle(
     tau: float | None = None,
 ) -> tuple[CVResults, SurvivalBundle]:
     """Nested CV, then a refit on all patients; writes the folder ``out`` atomically and loads it back."""
-    name = (
-        factory.kind
-        if factory.clinical_kind is None
-        else ("clinical" if factory.clinical_kind == "clinical" else f"{factory.kind}+clinical")
+    name = {None: factory.kind, "clinical": "clinical", "joint": f"{factory.kind}|clinical"}.get(
+        factory.clinical_kind, f"{factory.kind}+clinical"
     )
     options = {"folds": folds, "repeats": repeats, "seed": seed, "n_permutations": n_permutations}
     results = cross_validate(data, spec, factory, name, auc_times=auc_times, tau=tau, **options)
@@ -304,13 +318,18 @@ def fit_files(
     aligned: str | os.PathLike[str] | None = None,
     auc_times: tuple[float, ...] = (),
     tau: float | None = None,
+    fusion: str = "late",
+    l1_ratio: float | None = None,
 ) -> tuple[CVResults, SurvivalBundle]:
     """What ``stylesurv fit`` does, from files: read the cohort (and latents or photos), CV, write the bundle.
 
     ``model``: one of MODELS; "clinical" is a Cox model on ``clinical`` alone; an image model with
-    ``clinical`` becomes late fusion.  ``space`` defaults to the richest space the latents hold; ``pca``
-    (0 = none) defaults per model (DEFAULT_PCA).  ``auc_times`` (days) and ``tau`` (Uno's C truncation)
-    default to quantiles of the cohort's event times (see metrics.default_times).
+    ``clinical`` becomes late fusion (``fusion`` "late") or, for coxnet and coxph, one Cox model on the codes
+    and the covariates together with the covariates unpenalised (``fusion`` "joint": the latent coefficients,
+    and so the health direction, are adjusted for the covariates).  ``l1_ratio`` sets CoxNet's elastic-net
+    mixing (default DEFAULT_L1_RATIO).  ``space`` defaults to the richest space
+    the latents hold; ``pca`` (0 = none) defaults per model (DEFAULT_PCA).  ``auc_times`` (days) and ``tau``
+    (Uno's C truncation) default to quantiles of the cohort's event times (see metrics.default_times).
     """
     from stylesurv.console import info
     from stylesurv.invert.latents import load_latents
@@ -319,6 +338,16 @@ def fit_files(
 
     if model not in MODELS:
         raise InputError(f"--model must be one of {', '.join(MODELS)}, got {model!r}")
+    if l1_ratio is not None and not 0.0 < l1_ratio <= 1.0:
+        raise InputError(f"--l1-ratio must be in (0, 1] (1 lasso, near 0 ridge), got {l1_ratio}")
+    if fusion not in FUSIONS:
+        raise InputError(f"--fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
+    if fusion == "joint" and (model not in JOINT_KINDS or not clinical):
+        raise InputError(
+            f"--fusion joint adjusts a linear Cox model ({', '.join(JOINT_KINDS)}) for clinical covariates: "
+            f"give one of them and --clinical (got --model {model}"
+            + (")" if clinical else ", no --clinical)")
+        )
     table = read_cohort_table(cohort)
     extra: dict[str, Any] = {"cohort": str(cohort)}
     if model == "clinical":
@@ -344,7 +373,9 @@ def fit_files(
         chosen = space or codes.space
         k = DEFAULT_PCA[model] if pca is None else (pca or None)
         spec = FeatureSpec(space=chosen, wplus_reduce=wplus_reduce, pca=k, clinical=clinical)
-        factory = ModelFactory(kind=model, clinical_kind="fusion" if clinical else None)
+        joined = ("fusion" if fusion == "late" else "joint") if clinical else None
+        options = {"l1_ratio": l1_ratio} if model == "coxnet" and l1_ratio is not None else {}
+        factory = ModelFactory(kind=model, clinical_kind=joined, options=options)
         data = join_latents(codes, table, chosen, clinical)
     info(
         f"fitting {model} on {len(data)} patients ({int(data.event.sum())} events), features {spec.to_dict()}"

@@ -20,9 +20,21 @@ def fit(
     clinical: Annotated[
         str,
         typer.Option(
-            "--clinical", help="Comma-separated clinical covariates; with an image model: late fusion."
+            "--clinical", help="Comma-separated clinical covariates; with an image model: fusion (--fusion)."
         ),
     ] = "",
+    fusion: Annotated[
+        str,
+        typer.Option(
+            "--fusion",
+            help="With --clinical: late (image score + covariates) | joint (coxnet/coxph on codes and "
+            "unpenalised covariates together: the health direction adjusted for them).",
+        ),
+    ] = "late",
+    l1_ratio: Annotated[
+        float | None,
+        typer.Option("--l1-ratio", help="CoxNet elastic-net mixing: 1 lasso, near 0 ridge (default 0.1)."),
+    ] = None,
     space: Annotated[
         str | None, typer.Option("--space", help="w | wplus (default: the richest the latents hold).")
     ] = None,
@@ -75,6 +87,8 @@ def fit(
         aligned=aligned,
         auc_times=_parse_times(times),
         tau=tau,
+        fusion=fusion,
+        l1_ratio=l1_ratio,
     )
     console.print(results.table())
     info(f"[green]✓[/green] bundle {bundle.model_name} written to {out}")
