@@ -23,8 +23,10 @@ the CoxNet on the codes alone instead, as Hagag et al. do.  Then:
    the colours measured in the aligned photos; the explain stage's probes); target <= 0.2;
 4. held-out Harrell's C on the test split: the plain world's model (reference), the confounded world's
    model on plain codes, and on codes with the nuisance directions removed (from the true factors and
-   from the photo measurements; `explain.pipeline.remove_nuisance_evaluation`); target: the plain model
-   drops below the reference while the cleaned one keeps it (within ``--tolerance``).
+   from the photo measurements, and the counterfactual span: the code changes when up to
+   ``--counterfactual-patients`` training photos are re-embedded with background and clothing recoloured,
+   `explain.counterfactual`; `explain.pipeline.remove_nuisance_evaluation`); target: the plain model drops
+   below the reference while the cleaned one keeps it (within ``--tolerance``).
 
 Run: ``python bench/bench_explain.py`` (600 patients per world, 50 steps; see --help).  Small check of the
 bench itself: ``python bench/bench_explain.py --quick`` (200 patients, 10 steps).  ``--out DIR`` keeps the
@@ -71,6 +73,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--attribution-patients", type=int, default=64, help="patients of the attribution")
     parser.add_argument("--random-directions", type=int, default=8, help="random directions (baseline)")
     parser.add_argument("--tolerance", type=float, default=0.02, help="C-index tolerance of check 4")
+    parser.add_argument("--counterfactual-patients", type=int, default=200,
+                        help="training patients re-embedded, background and clothing recoloured")  # fmt: skip
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--quick", action="store_true", help="a small check: --n 200 --steps 10")
     parser.add_argument(
@@ -230,19 +234,19 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
     latents_a = load_latents(plain / "run" / "embed" / "latents.npz")
     truth_a_csv = plain / "cohort" / "truth.csv"
     model, other = ("coxnet", "coxnet_adjusted") if args.latent_only else ("coxnet_adjusted", "coxnet")
-    label = {"coxnet": "codes alone", "coxnet_adjusted": f"adjusted for {', '.join(ADJUSTERS)}"}
+    label = {"coxnet": "on the codes alone", "coxnet_adjusted": f"adjusted for {', '.join(ADJUSTERS)}"}
     held = held_out_health(
         plain / "run" / "fit" / model, latents_a, plain / "cohort", truth_a_csv, args.seed, test_ids
     )
     r = held["correlations"].get("lp_face", float("nan"))
-    measure = f"r(attribute, lp_face), {held['n_test']} held out ({label[model]})"
+    measure = f"r(attribute, lp_face), {held['n_test']} held out (CoxNet {label[model]})"
     row("1 attribute", measure, r, "|r| >= 0.8", abs(r) >= 0.8)
     for factor in FACIAL_FACTORS[1:]:
         row("1 attribute", f"r(attribute, {factor}), held out", held["correlations"].get(factor, np.nan))
     held_other = held_out_health(
         plain / "run" / "fit" / other, latents_a, plain / "cohort", truth_a_csv, args.seed, test_ids
     )
-    row("1 attribute", f"same, CoxNet on the {label[other]}",
+    row("1 attribute", f"same, CoxNet {label[other]}",
         held_other["correlations"].get("lp_face", float("nan")))  # fmt: skip
     explain = json.loads((plain / "run" / "explain" / "summary.json").read_text())
     in_sample = explain.get("truth_correlations", {}).get("lp_face", float("nan"))
@@ -352,7 +356,11 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
     row("4 confounded", f"test C{part}, model of the plain world (reference)", reference)
     if not args.latent_only:
         row("4 confounded", "whole adjusted model: test C, plain world (reference)", held["c_index_test"])
-    for source in ("truth", "photo"):
+    from stylesurv.explain.counterfactual import embed_counterfactuals
+
+    train_ids = truth_b.loc[truth_b["split"] == "train", "patient_id"].tolist()
+    swapped = embed_counterfactuals(confounded / "run", train_ids, args.counterfactual_patients, args.seed)
+    for source in ("truth", "photo", "counterfactual"):
         removal = remove_nuisance_evaluation(
             confounded / "run" / "fit" / model,
             latents_b,
@@ -361,17 +369,19 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
             confounded / "cohort" / "truth.csv",
             seed=args.seed,
             source=source,
+            swapped=swapped if source == "counterfactual" else None,
         )
         plain_c, removed_c = removal["c_index_face_plain"], removal["c_index_face_removed"]
         if source == "truth":
             drops = plain_c < reference - args.tolerance
             row("4 confounded", f"test C{part}, confounded model, plain codes", plain_c, "drops", drops)
         keeps = removed_c >= reference - args.tolerance and removed_c > plain_c
-        measure = f"test C{part}, --remove-nuisance ({source} probes, {removal['n_directions']} dirs)"
+        kind = "span" if source == "counterfactual" else "probes"
+        measure = f"test C{part}, --remove-nuisance ({source} {kind}, {removal['n_directions']} dirs)"
         row("4 confounded", measure, removed_c, "keeps", keeps)
         if not args.latent_only:
             for label in ("plain", "removed"):
-                measure = f"whole adjusted model: test C, {label} codes ({source} probes)"
+                measure = f"whole adjusted model: test C, {label} codes ({source} {kind})"
                 row("4 confounded", measure, removal[f"c_index_{label}"])
         if source == "truth":
             for label in ("plain", "removed"):

@@ -147,6 +147,22 @@ def align_options_of(run: RunArtifacts) -> AlignOptions:
         ) from None
 
 
+def networks_of(run: RunArtifacts, generator: torch.nn.Module | None = None) -> Networks:
+    """The generator (``generator`` if already loaded) and encoder the run embedded its cohort with."""
+    from stylesurv.gan.checkpoint import load_generator
+    from stylesurv.invert.encoder import check_encoder_matches, load_encoder
+    from stylesurv.run import hash_tree, sha256_file
+
+    generator = generator if generator is not None else load_generator(run.generator)
+    generator = generator.eval().requires_grad_(False)
+    networks = Networks(generator=generator, generator_sha256=sha256_file(run.generator))
+    if run.encoder is not None:
+        networks.encoder = load_encoder(run.encoder).eval().requires_grad_(False)
+        networks.encoder_sha256 = hash_tree(run.encoder)
+        check_encoder_matches(networks.encoder, generator, str(run.encoder))
+    return networks
+
+
 def embed_config_of(run: RunArtifacts) -> EmbedConfig:
     """The settings of the run's embed stage, as `stylesurv.pipeline` builds them from the run config."""
     from stylesurv.invert.project import ProjectConfig
@@ -176,9 +192,7 @@ def _direction(
 def load_predictor(run_dir: str | Path, model: str | None = None) -> Predictor:
     """Load a finished run's networks, settings, chosen survival bundle, risk thresholds and direction."""
     from stylesurv.gan.checkpoint import load_generator
-    from stylesurv.invert.encoder import check_encoder_matches, load_encoder
     from stylesurv.invert.project import w_std_estimate
-    from stylesurv.run import hash_tree, sha256_file
 
     if not Path(run_dir).is_dir():
         raise InputError(f"{run_dir}: run folder not found; give the --out of `stylesurv run` or `demo`")
@@ -199,11 +213,7 @@ def load_predictor(run_dir: str | Path, model: str | None = None) -> Predictor:
             f"{run.aligned / SETTINGS_FILE}: the run aligned at {align_options.resolution} px but its "
             f"generator {run.generator} makes {generator.img_resolution} px images"
         )
-    networks = Networks(generator=generator, generator_sha256=sha256_file(run.generator))
-    if run.encoder is not None:
-        networks.encoder = load_encoder(run.encoder).eval().requires_grad_(False)
-        networks.encoder_sha256 = hash_tree(run.encoder)
-        check_encoder_matches(networks.encoder, generator, str(run.encoder))
+    networks = networks_of(run, generator)
     cohort = load_latents(run.latents)
     embedded_with = cohort.meta.get("generator_sha256")
     if embedded_with and embedded_with != networks.generator_sha256:

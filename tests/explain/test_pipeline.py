@@ -207,6 +207,23 @@ def test_removing_the_confounded_background_keeps_the_held_out_c_index(
     assert "codes without nuisance directions" in html and f"{result['c_index_removed']:.3f}" in html
 
 
+def test_counterfactual_span_removes_the_confounded_background(fitted: tuple[Path, Latents]) -> None:
+    root, latents = fitted
+    # Recolouring the background moves axis 1 of every code (and nothing else): that span is removed.
+    rng = np.random.default_rng(9)
+    moved = latents.codes("w").astype(np.float64)
+    moved[:, 1] = rng.standard_normal(len(moved))
+    swapped = Latents(patient_id=latents.patient_id, w=moved)
+    args = (root / "bundle", latents, root, None, root / "truth.csv")
+    result = remove_nuisance_evaluation(*args, seed=0, source="counterfactual", swapped=swapped)
+    assert result["n_directions"] == 1 and result["nuisance_source"] == "counterfactual"
+    truth = remove_nuisance_evaluation(*args, seed=0, source="truth")
+    assert result["c_index_removed"] == pytest.approx(truth["c_index_removed"], abs=0.01)
+    assert result["c_index_removed"] > result["c_index_plain"] + 0.03
+    with pytest.raises(InputError, match="codes of the recoloured photos"):
+        remove_nuisance_evaluation(*args, seed=0, source="counterfactual")
+
+
 def test_held_out_split_holds_out_exactly_the_given_patients() -> None:
     ids = np.array(["a", "b", "c", "d"])
     event = np.array([1, 0, 1, 0])
@@ -297,7 +314,7 @@ def test_remove_nuisance_takes_the_split_and_the_nuisance_source(
 
 
 def test_explain_command_needs_cohort_for_remove_nuisance(
-    fitted: tuple[Path, Latents], tmp_path: Path
+    fitted: tuple[Path, Latents], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root, _ = fitted
     args = [
@@ -314,6 +331,8 @@ def test_explain_command_needs_cohort_for_remove_nuisance(
     ]
     assert main(args) == 1
     assert main([*args[:-1], "--steps", "4"]) == 1
+    assert main([*args[:-1], "--counterfactual", str(tmp_path)]) == 1  # needs --remove-nuisance
+    assert "of --remove-nuisance; add" in capsys.readouterr().err.replace("\n", " ")
 
 
 def test_explain_command_end_to_end(fitted: tuple[Path, Latents], tmp_path: Path) -> None:

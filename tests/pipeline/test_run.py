@@ -165,3 +165,19 @@ def test_adjusted_model_plan_and_the_explained_bundle() -> None:
     assert _explained_bundle({"deepsurv": Path("d")}, "") is None  # nothing linear to explain
     with pytest.raises(InputError, match="explain.model 'coxph'"):
         _explained_bundle(bundles, "coxph")
+
+
+def test_counterfactual_embedding_uses_the_run_networks_and_resumes(reference):
+    from stylesurv.explain.counterfactual import embed_counterfactuals
+    from stylesurv.invert.latents import load_latents
+
+    out, _ = reference
+    cohort = load_latents(out / "embed" / "latents.npz")
+    swapped = embed_counterfactuals(out, max_patients=5, seed=1)
+    ids = swapped.patient_id.tolist()
+    assert len(ids) == 5 and set(ids) <= set(cohort.patient_id.tolist())
+    same = cohort.subset(ids)
+    assert swapped.wplus.shape == same.wplus.shape and not np.allclose(swapped.wplus, same.wplus)
+    assert (out / "counterfactual" / "aligned" / "qc.csv").is_file()
+    again = embed_counterfactuals(out, max_patients=5, seed=1)  # done: read back, not re-embedded
+    np.testing.assert_array_equal(again.wplus, swapped.wplus)

@@ -31,6 +31,14 @@ def explain(
     cohort: Annotated[
         Path | None, typer.Option("--cohort", help="Cohort folder (clinical.csv) for --remove-nuisance.")
     ] = None,
+    counterfactual: Annotated[
+        Path | None,
+        typer.Option(
+            "--counterfactual",
+            help="With --remove-nuisance: a run folder whose networks re-embed its patients' photos with "
+            "background and clothing recoloured; the span of the code changes is removed (not probes).",
+        ),
+    ] = None,
     patients: Annotated[
         str, typer.Option("--patients", help="Comma-separated patient ids to edit (default: 4, spread out).")
     ] = "",
@@ -62,8 +70,12 @@ def explain(
         raise InputError(f"--max-sd must be positive, got {max_sd}")
     if remove_nuisance and cohort is None:
         raise InputError("--remove-nuisance needs --cohort DIR (the outcomes to refit the model on)")
-    if remove_nuisance and aligned is None and truth is None:
-        raise InputError("--remove-nuisance needs nuisance attributes: give --aligned DIR or --truth CSV")
+    if remove_nuisance and aligned is None and truth is None and counterfactual is None:
+        raise InputError(
+            "--remove-nuisance needs nuisance directions: --aligned DIR, --truth CSV or --counterfactual RUN"
+        )
+    if counterfactual is not None and not remove_nuisance:
+        raise InputError("--counterfactual picks the nuisance directions of --remove-nuisance; add that flag")
     from stylesurv.console import console, info
     from stylesurv.explain.pipeline import ExplainOptions, explain_run, remove_nuisance_evaluation
     from stylesurv.gan.checkpoint import load_generator
@@ -83,8 +95,20 @@ def explain(
     gen = load_generator(generator).eval()
     extra = {}
     if remove_nuisance and cohort is not None:
+        swapped = None
+        if counterfactual is not None:
+            from stylesurv.explain.counterfactual import embed_counterfactuals
+
+            swapped = embed_counterfactuals(counterfactual, seed=seed)
         extra["remove_nuisance"] = remove_nuisance_evaluation(
-            bundle, codes, cohort, aligned, truth, seed=seed
+            bundle,
+            codes,
+            cohort,
+            aligned,
+            truth,
+            seed=seed,
+            source="counterfactual" if swapped is not None else None,
+            swapped=swapped,
         )
     inputs = {"bundle": str(bundle), "generator": str(generator), "latents": str(latents)}
     summary = explain_run(model, gen, codes, out, aligned, truth, options, inputs=inputs, extra=extra)

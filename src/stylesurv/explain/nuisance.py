@@ -6,7 +6,8 @@ horizontal offset of the nose tip from the eye midpoint, in the eye-line frame, 
 synthetic world supplies its true factors instead.  A ridge probe per attribute (alpha by inner CV) gives
 a direction in latent space (its weight vector) and a 5-fold CV R^2 that says how linearly the codes
 encode the attribute; the cosine between that direction and the health direction says whether the model
-could be reading it.  Removal projects codes onto the orthogonal complement of the nuisance directions.
+could be reading it.  Removal projects codes onto the orthogonal complement of the nuisance directions
+(`explain.counterfactual` finds them by re-embedding recoloured photos instead of probing).
 Repeating probe-and-project (iterative null-space projection, Ravfogel et al., ACL 2020) removes what a
 single probe leaves behind, but when the training split is confounded later rounds also find the genuine
 facial signal that merely correlates with the nuisance there, so the default is one round.

@@ -36,6 +36,7 @@ from stylesurv.explain.attribution import (
     load_masks,
     patient_file,
 )
+from stylesurv.explain.counterfactual import DEFAULT_ENERGY, SWAPPED_REGIONS, counterfactual_basis
 from stylesurv.explain.direction import (
     HealthDirection,
     codes_in_space,
@@ -58,6 +59,9 @@ from stylesurv.run import write_bytes_atomic, write_json_atomic, write_text_atom
 if TYPE_CHECKING:
     from stylesurv.survival.data import FeatureSpec, SurvivalData
     from stylesurv.survival.models import ModelFactory
+
+
+NUISANCE_SOURCES = ("truth", "photo", "counterfactual")  # where --remove-nuisance takes its directions
 
 
 @dataclass
@@ -449,6 +453,8 @@ def remove_nuisance_evaluation(
     seed: int = 0,
     source: str | None = None,
     test_ids: Collection[str] | None = None,
+    swapped: Latents | None = None,
+    counterfactual_energy: float = DEFAULT_ENERGY,
 ) -> dict[str, Any]:
     """Held-out C-index of the bundle's model refitted on plain codes and on codes with nuisance removed.
 
@@ -456,13 +462,18 @@ def remove_nuisance_evaluation(
     factors, or of the attributes measured in the aligned photos: ``source`` "truth" or "photo", by default
     the truth when there is one), then removed from every code.  With the synthetic world's truth, it also
     reports how well each refitted model's health attribute tracks the true facial linear predictor on the
-    held-out patients.  The split is as in :func:`held_out_split`.
+    held-out patients.  The split is as in :func:`held_out_split`.  Source "counterfactual": the
+    principal directions holding ``counterfactual_energy`` of the code changes between ``latents`` and
+    ``swapped`` (the same photos with background and clothing recoloured, embedded alike:
+    `explain.counterfactual`), training patients only.
     """
     import dataclasses
 
     source = source or ("truth" if truth_csv is not None else "photo")
-    if source not in ("truth", "photo"):
-        raise InputError(f"the nuisance source must be 'truth' or 'photo', got {source!r}")
+    if source not in NUISANCE_SOURCES:
+        raise InputError(f"the nuisance source must be one of {', '.join(NUISANCE_SOURCES)}, got {source!r}")
+    if source == "counterfactual" and swapped is None:
+        raise InputError("counterfactual nuisance directions need the codes of the recoloured photos")
     if source == "truth" and truth_csv is None:
         raise InputError("nuisance directions from the truth need the synthetic world's truth.csv (--truth)")
     if source == "photo" and aligned_dir is None:
@@ -471,18 +482,24 @@ def remove_nuisance_evaluation(
     data = inputs.data
     ids = data.patient_id
     health, truth = _truth_tables(truth_csv)
-    if source == "truth":
-        assert truth_csv is not None
-        targets = truth_factors(truth_csv)[1]
-    else:
-        assert aligned_dir is not None
-        targets = measure_photo_nuisances(aligned_dir, ids.tolist())
-    targets = (
-        targets.set_index(targets["patient_id"].astype(str)).reindex(ids.tolist()).drop(columns="patient_id")
-    )
     train, test, split_name = held_out_split(ids, data.event, truth, seed, test_ids)
     codes = np.asarray(data.codes, dtype=np.float64)
-    basis = nuisance_basis(codes[train], targets.iloc[train], seed=seed)
+    if source == "counterfactual":
+        assert swapped is not None
+        train_ids = [str(pid) for pid in ids[train]]
+        basis = counterfactual_basis(latents, swapped, inputs.spec.space, train_ids, counterfactual_energy)
+        names = [f"counterfactual recolouring ({', '.join(SWAPPED_REGIONS)})"]
+    else:
+        if source == "truth":
+            assert truth_csv is not None
+            targets = truth_factors(truth_csv)[1]
+        else:
+            assert aligned_dir is not None
+            targets = measure_photo_nuisances(aligned_dir, ids.tolist())
+        targets = targets.set_index(targets["patient_id"].astype(str)).reindex(ids.tolist())
+        targets = targets.drop(columns="patient_id")
+        basis = nuisance_basis(codes[train], targets.iloc[train], seed=seed)
+        names = list(targets.columns)
     cleaned = dataclasses.replace(data, codes=project_out(codes, basis))
     result: dict[str, Any] = {
         "model": inputs.kind,
@@ -490,7 +507,7 @@ def remove_nuisance_evaluation(
         "n_train": int(len(train)),
         "n_test": int(len(test)),
         "nuisance_source": source,
-        "nuisances": list(targets.columns),
+        "nuisances": names,
         "n_directions": int(len(basis)),
     }
     for label, variant in (("plain", data), ("removed", cleaned)):

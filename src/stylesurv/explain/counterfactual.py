@@ -1,0 +1,163 @@
+"""Nuisance directions as the embedding sees them: re-embed photos with the background or clothing recoloured.
+
+A ridge probe finds the one latent direction that best predicts a measured nuisance, but the embedding may
+spread a background change over many latent dimensions, and on a training split where the background
+tracks the outcome the probe also leans on the facial signal that tracks it there.  Counterfactual photos
+avoid both: each patient's aligned photo is copied with only the pixels of one mask region changed (the
+region's mean colour moved to that of another patient of the cohort, its texture kept), the copies are
+embedded exactly like the originals (same networks, settings and per-patient seeds), and the principal
+directions of the code changes span what the embedding does when only that region changes.  No outcome
+enters them.  Removing that span from every code (`project_out`) is ``--remove-nuisance`` with the
+``counterfactual`` source.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from stylesurv.errors import InputError
+from stylesurv.explain.attribution import REGIONS, patient_file, read_mask
+from stylesurv.invert.latents import Latents
+from stylesurv.run import write_bytes_atomic, write_text_atomic
+
+SWAPPED_REGIONS = ("background", "clothing")  # regions recoloured by default
+# Share of the code changes' squared length whose directions are removed.  The embedding spreads a
+# recoloured background over many directions: on the synthetic world's confounded cohorts (600 and 2000
+# patients, 200 re-embedded) the top 5 directions recovered a quarter of the confounder's cost in held-out
+# C; 85 % of the energy (40-63 directions) recovered 70-100 % of it, and more changed little
+# (bench/bench_explain.py).
+DEFAULT_ENERGY = 0.85
+
+
+def recolour_region(image: np.ndarray, mask: np.ndarray, label: int, target: np.ndarray) -> np.ndarray:
+    """``image`` [R, R, 3] uint8 with the pixels of mask ``label`` shifted so their mean colour is ``target``
+    (RGB 0-255); texture inside the region and every other pixel are kept."""
+    out = image.astype(np.float64)
+    region = np.asarray(mask) == label
+    if region.any():
+        out[region] += np.asarray(target, dtype=np.float64) - out[region].mean(axis=0)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB"))
+    except OSError as exc:
+        raise InputError(f"{path}: unreadable aligned photo ({exc}); re-run `stylesurv align`") from None
+
+
+def write_counterfactual_photos(
+    aligned_dir: str | Path,
+    out_dir: str | Path,
+    patient_ids: list[str],
+    regions: tuple[str, ...] = SWAPPED_REGIONS,
+    seed: int = 0,
+) -> list[str]:
+    """Write ``out_dir/<pid>.png``: each patient's aligned photo with every region of ``regions`` recoloured
+    to that region's mean colour in another patient's photo (drawn with ``seed``).  Masks are copied along, so
+    the copies embed with the same face-weighted loss; returns the ids written (patients with a photo and a
+    mask)."""
+    aligned, out = Path(aligned_dir), Path(out_dir)
+    unknown = [r for r in regions if r not in REGIONS]
+    if unknown:
+        raise InputError(f"unknown mask region(s) {', '.join(unknown)}; choose from {', '.join(REGIONS)}")
+    photos, masks, ids = [], [], []
+    for pid in patient_ids:
+        photo, mask = patient_file(aligned, pid), patient_file(aligned / "masks", pid)
+        if photo is None or mask is None or not photo.is_file() or not mask.is_file():
+            continue
+        image = _read_rgb(photo)
+        photos.append(image)
+        masks.append(read_mask(mask, image.shape[0]))
+        ids.append(pid)
+    if len(ids) < 2:
+        raise InputError(
+            f"{aligned}: counterfactual photos need at least two patients with an aligned photo and a mask "
+            "(masks/<patient_id>.png)"
+        )
+    rng = np.random.default_rng(seed)
+    donors = (np.arange(len(ids)) + rng.integers(1, len(ids), size=len(ids))) % len(ids)  # never oneself
+    (out / "masks").mkdir(parents=True, exist_ok=True)
+    for i, pid in enumerate(ids):
+        image = photos[i]
+        for region in regions:
+            label = REGIONS.index(region)
+            donor = photos[donors[i]][masks[donors[i]] == label]
+            if len(donor):
+                image = recolour_region(image, masks[i], label, donor.astype(np.float64).mean(axis=0))
+        write_bytes_atomic(out / f"{pid}.png", _png(image))
+        write_bytes_atomic(out / "masks" / f"{pid}.png", _png(masks[i]))
+    write_text_atomic(out / "qc.csv", "patient_id,status\n" + "".join(f"{pid},ok\n" for pid in ids))
+    return ids
+
+
+def _png(array: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def counterfactual_basis(
+    original: Latents,
+    swapped: Latents,
+    space: str,
+    patient_ids: list[str] | None = None,
+    energy: float = DEFAULT_ENERGY,
+) -> np.ndarray:
+    """Orthonormal [k, D] basis of the code changes ``swapped - original`` (codes of ``space`` flattened):
+    their fewest principal directions (uncentred, so a common shift counts too) that hold ``energy`` of the
+    changes' squared length.  ``patient_ids`` limits the patients used (e.g. the training split)."""
+    if not 0.0 < energy <= 1.0:
+        raise InputError(f"the share of the code changes to remove must be in (0, 1], got {energy}")
+    common = [pid for pid in swapped.patient_id.astype(str) if pid in set(original.patient_id.astype(str))]
+    if patient_ids is not None:
+        wanted = set(map(str, patient_ids))
+        common = [pid for pid in common if pid in wanted]
+    if len(common) < 2:
+        raise InputError("need the original and counterfactual codes of at least two common patients")
+    a = original.subset(np.array(common)).codes(space)
+    b = swapped.subset(np.array(common)).codes(space)
+    deltas = (np.asarray(b, dtype=np.float64) - np.asarray(a, dtype=np.float64)).reshape(len(common), -1)
+    _, s, vt = np.linalg.svd(deltas, full_matrices=False)
+    total = float(np.sum(s**2))
+    if total == 0.0:
+        return vt[:0]
+    keep = int(np.searchsorted(np.cumsum(s**2) / total, energy - 1e-12) + 1)
+    return vt[: min(keep, len(s))]
+
+
+def embed_counterfactuals(
+    run_dir: str | Path,
+    patient_ids: list[str] | None = None,
+    max_patients: int = 200,
+    seed: int = 0,
+) -> Latents:
+    """Recolour the background and clothing of (up to ``max_patients`` of) the run's patients and embed the
+    copies with the run's own networks and embed settings; the work lives in ``RUN/counterfactual/`` (photos
+    and a resumable embedding) and the codes are returned.  Same patient, same seed: the codes differ from
+    the run's only through the recoloured pixels."""
+    from stylesurv.invert.embed import embed_folder
+    from stylesurv.invert.latents import load_latents
+    from stylesurv.pipeline import read_run
+    from stylesurv.predict import embed_config_of, networks_of
+
+    run = read_run(run_dir)
+    ids = [str(p) for p in (patient_ids if patient_ids is not None else load_latents(run.latents).patient_id)]
+    if len(ids) > max_patients:
+        rng = np.random.default_rng(seed)
+        ids = sorted(rng.choice(np.array(ids), size=max_patients, replace=False).tolist())
+    folder = Path(run_dir) / "counterfactual"
+    written = write_counterfactual_photos(run.aligned, folder / "aligned", ids, seed=seed)
+    out = folder / "latents.npz"
+    if out.is_file():
+        done = load_latents(out)
+        if sorted(done.patient_id.astype(str).tolist()) == sorted(written):
+            return done
+    embed_folder(folder / "aligned", networks_of(run), out, embed_config_of(run))
+    return load_latents(out)
