@@ -309,7 +309,7 @@ def test_remove_nuisance_takes_the_split_and_the_nuisance_source(
     assert given["c_index_removed"] == default["c_index_removed"] and given["n_test"] == default["n_test"]
     with pytest.raises(InputError, match="aligned folder"):
         remove_nuisance_evaluation(*args, source="photo")
-    with pytest.raises(InputError, match="'truth' or 'photo'"):
+    with pytest.raises(InputError, match="one of truth, photo, counterfactual"):
         remove_nuisance_evaluation(*args, source="clothes")
 
 
