@@ -285,6 +285,7 @@ def test_held_out_refit_of_an_adjusted_bundle_keeps_its_clinical_adjusters(tmp_p
     fit_bundle(data, FeatureSpec(space="w"), ModelFactory("coxnet"), tmp_path / "plain", folds=2)
     inputs = refit_inputs(tmp_path / "joint", latents, world)
     assert inputs.spec.clinical == ("age",) and inputs.factory.clinical_kind == "joint"
+    assert inputs.factory.options == {"l1_ratio": 0.1}  # the bundle's own penalty mix
     adjusted = held_out_health(tmp_path / "joint", latents, world, world / "truth.csv", seed=0)
     plain = held_out_health(tmp_path / "plain", latents, world, world / "truth.csv", seed=0)
     assert adjusted["correlations"]["lp_face"] < -0.9

@@ -13,6 +13,7 @@ enters them.  Removing that span from every code (`project_out`) is ``--remove-n
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -96,8 +97,6 @@ def write_counterfactual_photos(
 
 
 def _png(array: np.ndarray) -> bytes:
-    import io
-
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG")
     return buffer.getvalue()
@@ -115,7 +114,8 @@ def counterfactual_basis(
     changes' squared length.  ``patient_ids`` limits the patients used (e.g. the training split)."""
     if not 0.0 < energy <= 1.0:
         raise InputError(f"the share of the code changes to remove must be in (0, 1], got {energy}")
-    common = [pid for pid in swapped.patient_id.astype(str) if pid in set(original.patient_id.astype(str))]
+    known = set(original.patient_id.astype(str))
+    common = [pid for pid in swapped.patient_id.astype(str) if pid in known]
     if patient_ids is not None:
         wanted = set(map(str, patient_ids))
         common = [pid for pid in common if pid in wanted]

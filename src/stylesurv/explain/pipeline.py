@@ -331,13 +331,14 @@ class RefitInputs:
     kind: str
     spec: FeatureSpec  # latent features, and the clinical covariates of a joint (adjusted) bundle
     data: SurvivalData
+    options: dict[str, Any] = field(default_factory=dict)  # model options the bundle chose (CoxNet l1_ratio)
 
     @property
     def factory(self) -> ModelFactory:
         """Fresh models like the bundle's: joint with the clinical adjusters when the spec has them."""
         from stylesurv.survival.models import ModelFactory
 
-        return ModelFactory(self.kind, clinical_kind="joint" if self.spec.clinical else None)
+        return ModelFactory(self.kind, "joint" if self.spec.clinical else None, dict(self.options))
 
 
 def refit_inputs(bundle_dir: str | Path, latents: Latents, cohort_dir: str | Path) -> RefitInputs:
@@ -361,8 +362,10 @@ def refit_inputs(bundle_dir: str | Path, latents: Latents, cohort_dir: str | Pat
             f"{bundle_dir}: refitting needs a model fitted on latent codes, not {bundle.model_name!r}"
         )
     kind = bundle.kind if bundle.kind in IMAGE_KINDS else "coxnet"
+    params = bundle.meta.get("model", {}).get("params", {})
+    options = {"l1_ratio": params["l1_ratio"]} if kind == "coxnet" and "l1_ratio" in params else {}
     table = read_cohort_table(cohort_dir)
-    return RefitInputs(kind, spec, join_latents(latents, table, spec.space, spec.clinical))
+    return RefitInputs(kind, spec, join_latents(latents, table, spec.space, spec.clinical), options)
 
 
 def refit_and_score(
