@@ -356,10 +356,12 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
     row("4 confounded", f"test C{part}, model of the plain world (reference)", reference)
     if not args.latent_only:
         row("4 confounded", "whole adjusted model: test C, plain world (reference)", held["c_index_test"])
-    from stylesurv.explain.counterfactual import embed_counterfactuals
+    from stylesurv.explain.counterfactual import embed_run_counterfactuals
 
     train_ids = truth_b.loc[truth_b["split"] == "train", "patient_id"].tolist()
-    swapped = embed_counterfactuals(confounded / "run", train_ids, args.counterfactual_patients, args.seed)
+    swapped = embed_run_counterfactuals(
+        confounded / "run", train_ids, args.counterfactual_patients, args.seed
+    )
     for source in ("truth", "photo", "counterfactual"):
         removal = remove_nuisance_evaluation(
             confounded / "run" / "fit" / model,

@@ -58,6 +58,12 @@ class ExplainConfig:
     attribution_patients: int = 64  # patients whose image change along the direction is measured
     random_directions: int = 8  # random directions of the attribution baseline
     max_sd: float = 3.0  # edits span -max_sd .. +max_sd attribute SDs
+    # refit the explained model without nuisance directions and report the held-out C-index with and without:
+    # "" (off), "photo" (probes of colours and pose measured in the photos), "truth" (a synthetic world's
+    # truth.csv), "counterfactual" (re-embed photos with background and clothing recoloured; see
+    # explain.counterfactual)
+    remove_nuisance: str = ""
+    counterfactual_patients: int = 200  # patients re-embedded for "counterfactual"
 
 
 @dataclass

@@ -5,7 +5,8 @@ Every stage runs through :class:`stylesurv.run.RunDir`: it is keyed by the hash 
 skipped when nothing changed, resumed from what an interrupted run left when it was started with the same
 key, and marked done only when complete.  The run folder layout is the one the report reads:
 
-    RUN/manifest.json  validate/  aligned/  finetune/  encoder/  embed/  fit/<model>/  explain/  report.html
+    RUN/manifest.json  validate/  aligned/  finetune/  encoder/  embed/  fit/<model>/  counterfactual/
+        explain/  report.html
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stylesurv.config import RunConfig
 from stylesurv.console import info
@@ -29,6 +30,12 @@ BASE_ENCODER = ASSETS / "base_encoder"
 # bundles whose latent direction the explain stage uses, first found first: the direction adjusted for the
 # clinical covariates when there is one (what the face shows beyond age and stage), else the latent-only one
 PRIMARY_MODELS = ("coxnet_adjusted", "coxph_adjusted", "coxnet", "coxph")
+REMOVE_NUISANCE = ("", "photo", "truth", "counterfactual")  # explain.remove_nuisance: off, or the source
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from stylesurv.invert.embed import EmbedConfig, Networks
 
 
 @dataclass
@@ -122,24 +129,56 @@ def _encoder(generator: Path, config: RunConfig) -> Callable[[Path], None]:
     return build
 
 
+def embed_networks(generator: Path, encoder: Path | None, loaded: nn.Module | None = None) -> Networks:
+    """The networks an embedding runs with, loaded from their files (``loaded``: the generator, already
+    loaded from ``generator``), with the hashes that name them."""
+    from stylesurv.gan.checkpoint import load_generator
+    from stylesurv.invert.embed import Networks
+    from stylesurv.invert.encoder import load_encoder
+    from stylesurv.run import sha256_file
+
+    G = loaded if loaded is not None else load_generator(generator)
+    networks = Networks(generator=G, generator_sha256=sha256_file(generator))
+    if encoder is not None:
+        networks.encoder = load_encoder(encoder)
+        networks.encoder_sha256 = hash_tree(encoder)
+    return networks
+
+
+def embed_settings(config: RunConfig) -> EmbedConfig:
+    """The embed stage's settings as a run config sets them."""
+    from stylesurv.invert.embed import EmbedConfig
+    from stylesurv.invert.project import ProjectConfig
+
+    return EmbedConfig(
+        project=ProjectConfig(space=config.embed.space, steps=config.embed.steps),
+        batch=config.embed.batch,
+        seed=config.seed,
+    )
+
+
 def _embed(aligned: Path, generator: Path, encoder: Path | None, config: RunConfig) -> Callable[[Path], None]:
     def build(out: Path) -> None:
-        from stylesurv.gan.checkpoint import load_generator
-        from stylesurv.invert.embed import EmbedConfig, Networks, embed_folder
-        from stylesurv.invert.encoder import load_encoder
-        from stylesurv.invert.project import ProjectConfig
-        from stylesurv.run import sha256_file
+        from stylesurv.invert.embed import embed_folder
 
-        networks = Networks(generator=load_generator(generator), generator_sha256=sha256_file(generator))
-        if encoder is not None:
-            networks.encoder = load_encoder(encoder)
-            networks.encoder_sha256 = hash_tree(encoder)
-        embed_config = EmbedConfig(
-            project=ProjectConfig(space=config.embed.space, steps=config.embed.steps),
-            batch=config.embed.batch,
-            seed=config.seed,
-        )
-        embed_folder(aligned, networks, out / "latents.npz", embed_config)
+        embed_folder(aligned, embed_networks(generator, encoder), out / "latents.npz", embed_settings(config))
+
+    return build
+
+
+def _counterfactual(
+    aligned: Path, generator: Path, encoder: Path | None, config: RunConfig
+) -> Callable[[Path], None]:
+    def build(out: Path) -> None:
+        from stylesurv.explain.counterfactual import embed_counterfactuals
+        from stylesurv.invert.embed import usable_patients
+
+        networks = embed_networks(generator, encoder)
+        patients = usable_patients(aligned)
+        embed_counterfactuals(
+            aligned, networks, embed_settings(config), out, patients, config.explain.counterfactual_patients,
+            config.seed,
+        )  # fmt: skip
 
     return build
 
@@ -172,18 +211,38 @@ def _fit(
 
 
 def _explain(
-    bundle: Path, generator: Path, latents: Path, aligned: Path, truth: Path | None, config: RunConfig
+    bundle: Path,
+    generator: Path,
+    latents: Path,
+    aligned: Path,
+    truth: Path | None,
+    counterfactual: Path | None,
+    config: RunConfig,
 ) -> Callable[[Path], None]:
     def build(out: Path) -> None:
-        from stylesurv.explain.pipeline import ExplainOptions, explain_run
+        from stylesurv.explain.pipeline import ExplainOptions, explain_run, remove_nuisance_evaluation
         from stylesurv.gan.checkpoint import load_generator
         from stylesurv.invert.latents import load_latents
         from stylesurv.survival.bundle import load_bundle
 
+        codes = load_latents(latents)
+        extra = {}
+        if config.explain.remove_nuisance:
+            swapped = load_latents(counterfactual / "latents.npz") if counterfactual is not None else None
+            extra["remove_nuisance"] = remove_nuisance_evaluation(
+                bundle,
+                codes,
+                Path(config.cohort),
+                aligned,
+                truth,
+                seed=config.seed,
+                source=config.explain.remove_nuisance,
+                swapped=swapped,
+            )
         explain_run(
             load_bundle(bundle),
             load_generator(generator),
-            load_latents(latents),
+            codes,
             out,
             aligned_dir=aligned,
             truth_csv=truth,
@@ -193,6 +252,7 @@ def _explain(
                 n_random=config.explain.random_directions,
                 seed=config.seed,
             ),
+            extra=extra,
         )
 
     return build
@@ -255,6 +315,11 @@ def run_pipeline(config: RunConfig) -> PipelineResult:
         raise InputError(f"{cohort}: no clinical.csv; give a cohort folder (see `stylesurv validate --help`)")
     if not generator.is_file():
         raise InputError(f"{generator}: generator checkpoint not found")
+    if config.explain.remove_nuisance not in REMOVE_NUISANCE:
+        raise InputError(
+            f"explain.remove_nuisance must be one of {', '.join(map(repr, REMOVE_NUISANCE))}, "
+            f"got {config.explain.remove_nuisance!r}"
+        )
     run = RunDir(config.out)
     run.update_manifest(config=config.to_dict(), seed=config.seed)
     result = PipelineResult(run_dir=run.root)
@@ -316,12 +381,26 @@ def run_pipeline(config: RunConfig) -> PipelineResult:
 
     primary = _explained_bundle(bundles, config.explain.model)
     if primary is not None:
-        truth = cohort / "truth.csv"
+        truth_csv = cohort / "truth.csv"
+        truth = truth_csv if truth_csv.is_file() else None
+        explain_inputs = {"bundle": primary, "generator": generator, "latents": latents}
+        counterfactual = None
+        seed = {"seed": config.seed}
+        if config.explain.remove_nuisance == "counterfactual":
+            counterfactual = stage(
+                "counterfactual",
+                {**vars(config.embed), "patients": config.explain.counterfactual_patients, **seed},
+                embed_inputs,
+                _counterfactual(aligned, generator, encoder, config),
+            )
+            explain_inputs["counterfactual"] = counterfactual
+        if config.explain.remove_nuisance:
+            explain_inputs["clinical"] = clinical_csv
         stage(
             "explain",
             {**vars(config.explain), "seed": config.seed},
-            {"bundle": primary, "generator": generator, "latents": latents},
-            _explain(primary, generator, latents, aligned, truth if truth.is_file() else None, config),
+            explain_inputs,
+            _explain(primary, generator, latents, aligned, truth, counterfactual, config),
         )
 
     from stylesurv.report.html import write_report

@@ -45,6 +45,13 @@ def run(
         str | None,
         typer.Option("--clinical", help="Comma-separated clinical covariates (fusion, adjusted, clinical)."),
     ] = None,
+    remove_nuisance: Annotated[
+        str | None,
+        typer.Option(
+            "--remove-nuisance",
+            help="Refit the explained model without nuisance directions: photo | truth | counterfactual.",
+        ),
+    ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of every stage.")] = None,
 ) -> None:
     """Run the whole pipeline from photos to report; an interrupted run resumes where it stopped.
@@ -76,6 +83,8 @@ def run(
         config.fit.models = [m.strip() for m in models.split(",") if m.strip()]
     if clinical is not None:
         config.fit.clinical = [c.strip() for c in clinical.split(",") if c.strip()]
+    if remove_nuisance is not None:
+        config.explain.remove_nuisance = remove_nuisance
     if not config.cohort or not config.generator:
         raise InputError("give a config file or --cohort and --generator (and --out)")
     result = run_pipeline(config)

@@ -38,7 +38,7 @@ from stylesurv.faces.mask import MaskShape, region_mask
 from stylesurv.faces.qc import QCThresholds
 from stylesurv.invert.embed import FACE_LABEL, EmbedConfig, Networks, embed_batch
 from stylesurv.invert.latents import Latents, load_latents, save_latents
-from stylesurv.pipeline import PRIMARY_MODELS, RunArtifacts, read_run
+from stylesurv.pipeline import PRIMARY_MODELS, RunArtifacts, embed_networks, embed_settings, read_run
 from stylesurv.run import write_bytes_atomic, write_json_atomic, write_text_atomic
 from stylesurv.survival.bundle import OOF_RISK, SurvivalBundle, load_bundle
 
@@ -148,31 +148,16 @@ def align_options_of(run: RunArtifacts) -> AlignOptions:
 
 
 def networks_of(run: RunArtifacts, generator: torch.nn.Module | None = None) -> Networks:
-    """The generator (``generator`` if already loaded) and encoder the run embedded its cohort with."""
-    from stylesurv.gan.checkpoint import load_generator
-    from stylesurv.invert.encoder import check_encoder_matches, load_encoder
-    from stylesurv.run import hash_tree, sha256_file
+    """The generator (``generator`` if already loaded) and encoder the run embedded its cohort with, in eval
+    mode, the encoder checked against the generator."""
+    from stylesurv.invert.encoder import check_encoder_matches
 
-    generator = generator if generator is not None else load_generator(run.generator)
-    generator = generator.eval().requires_grad_(False)
-    networks = Networks(generator=generator, generator_sha256=sha256_file(run.generator))
-    if run.encoder is not None:
-        networks.encoder = load_encoder(run.encoder).eval().requires_grad_(False)
-        networks.encoder_sha256 = hash_tree(run.encoder)
-        check_encoder_matches(networks.encoder, generator, str(run.encoder))
+    networks = embed_networks(run.generator, run.encoder, generator)
+    networks.generator.eval().requires_grad_(False)
+    if networks.encoder is not None:
+        networks.encoder.eval().requires_grad_(False)
+        check_encoder_matches(networks.encoder, networks.generator, str(run.encoder))
     return networks
-
-
-def embed_config_of(run: RunArtifacts) -> EmbedConfig:
-    """The settings of the run's embed stage, as `stylesurv.pipeline` builds them from the run config."""
-    from stylesurv.invert.project import ProjectConfig
-
-    config = run.config
-    return EmbedConfig(
-        project=ProjectConfig(space=config.embed.space, steps=config.embed.steps),
-        batch=config.embed.batch,
-        seed=config.seed,
-    )
 
 
 def _direction(
@@ -218,7 +203,7 @@ def load_predictor(run_dir: str | Path, model: str | None = None) -> Predictor:
     embedded_with = cohort.meta.get("generator_sha256")
     if embedded_with and embedded_with != networks.generator_sha256:
         warn(f"{run.latents} was embedded with another generator than {run.generator}; codes may not compare")
-    embed_config = embed_config_of(run)
+    embed_config = embed_settings(run.config)
     direction, direction_model = _direction(run, model_name, bundle, cohort)
     if direction is None:
         warn("no model of this run has a linear latent direction (coxnet, coxph): no health edits")

@@ -150,6 +150,13 @@ def test_run_command_needs_a_cohort_and_a_generator(tmp_path):
     )
 
 
+def test_run_command_rejects_an_unknown_nuisance_source(world, tmp_path, capsys):
+    args = ["run", "--cohort", str(world["cohort"]), "--generator", str(world["generator"])]
+    assert main([*args, "--out", str(tmp_path / "r"), "--remove-nuisance", "sky"]) == 1
+    assert "explain.remove_nuisance must be one of" in capsys.readouterr().err.replace("\n", " ")
+    assert not (tmp_path / "r").exists()  # refused before any stage ran
+
+
 def test_adjusted_model_plan_and_the_explained_bundle() -> None:
     from stylesurv.errors import InputError
     from stylesurv.pipeline import _explained_bundle, _model_plan
@@ -168,16 +175,40 @@ def test_adjusted_model_plan_and_the_explained_bundle() -> None:
 
 
 def test_counterfactual_embedding_uses_the_run_networks_and_resumes(reference):
-    from stylesurv.explain.counterfactual import embed_counterfactuals
+    from stylesurv.explain.counterfactual import embed_run_counterfactuals
     from stylesurv.invert.latents import load_latents
 
     out, _ = reference
     cohort = load_latents(out / "embed" / "latents.npz")
-    swapped = embed_counterfactuals(out, max_patients=5, seed=1)
+    swapped = embed_run_counterfactuals(out, max_patients=5, seed=1)
     ids = swapped.patient_id.tolist()
     assert len(ids) == 5 and set(ids) <= set(cohort.patient_id.tolist())
     same = cohort.subset(ids)
     assert swapped.wplus.shape == same.wplus.shape and not np.allclose(swapped.wplus, same.wplus)
     assert (out / "counterfactual" / "aligned" / "qc.csv").is_file()
-    again = embed_counterfactuals(out, max_patients=5, seed=1)  # done: read back, not re-embedded
+    again = embed_run_counterfactuals(out, max_patients=5, seed=1)  # done: read back, not re-embedded
     np.testing.assert_array_equal(again.wplus, swapped.wplus)
+
+
+def test_run_removes_counterfactual_nuisance_when_asked(world, reference, tmp_path):
+    import dataclasses
+    import shutil
+
+    from stylesurv.errors import InputError
+
+    out, _ = reference
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    config = _config(world, copy)
+    explain = dataclasses.replace(config.explain, remove_nuisance="counterfactual", counterfactual_patients=8)
+    result = run_pipeline(dataclasses.replace(config, explain=explain))
+    ran = [stage.name for stage in result.stages if not stage.cached]
+    assert ran == ["counterfactual", "explain"]  # everything before is reused
+    summary = json.loads((copy / "explain" / "summary.json").read_text())
+    removal = summary["remove_nuisance"]
+    assert removal["nuisance_source"] == "counterfactual" and removal["n_directions"] >= 1
+    assert {"c_index_plain", "c_index_removed"} <= set(removal)
+    assert "codes without nuisance directions" in (copy / "report.html").read_text()
+    typo = dataclasses.replace(config.explain, remove_nuisance="backgrounds")
+    with pytest.raises(InputError, match="explain.remove_nuisance must be one of"):
+        run_pipeline(dataclasses.replace(config, explain=typo))

@@ -97,9 +97,9 @@ def explain(
     if remove_nuisance and cohort is not None:
         swapped = None
         if counterfactual is not None:
-            from stylesurv.explain.counterfactual import embed_counterfactuals
+            from stylesurv.explain.counterfactual import embed_run_counterfactuals
 
-            swapped = embed_counterfactuals(counterfactual, seed=seed)
+            swapped = embed_run_counterfactuals(counterfactual, seed=seed)
         extra["remove_nuisance"] = remove_nuisance_evaluation(
             bundle,
             codes,

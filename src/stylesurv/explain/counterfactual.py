@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -23,6 +24,9 @@ from stylesurv.errors import InputError
 from stylesurv.explain.attribution import REGIONS, patient_file, read_mask
 from stylesurv.invert.latents import Latents
 from stylesurv.run import write_bytes_atomic, write_text_atomic
+
+if TYPE_CHECKING:
+    from stylesurv.invert.embed import EmbedConfig, Networks
 
 SWAPPED_REGIONS = ("background", "clothing")  # regions recoloured by default
 # Share of the code changes' squared length whose directions are removed.  The embedding spreads a
@@ -133,31 +137,49 @@ def counterfactual_basis(
 
 
 def embed_counterfactuals(
-    run_dir: str | Path,
-    patient_ids: list[str] | None = None,
+    aligned_dir: str | Path,
+    networks: Networks,
+    config: EmbedConfig,
+    out_dir: str | Path,
+    patient_ids: list[str],
     max_patients: int = 200,
     seed: int = 0,
 ) -> Latents:
-    """Recolour the background and clothing of (up to ``max_patients`` of) the run's patients and embed the
-    copies with the run's own networks and embed settings; the work lives in ``RUN/counterfactual/`` (photos
-    and a resumable embedding) and the codes are returned.  Same patient, same seed: the codes differ from
-    the run's only through the recoloured pixels."""
+    """Recolour the background and clothing of (up to ``max_patients``, drawn with ``seed``, of) the patients
+    and embed the copies with ``networks`` and ``config``, as the originals were embedded: same patient,
+    same seed, so the codes differ from the originals only through the recoloured pixels.  Writes
+    ``out_dir/aligned/`` (the copies) and ``out_dir/latents.npz`` (a resumable embedding); returns the codes.
+    """
     from stylesurv.invert.embed import embed_folder
     from stylesurv.invert.latents import load_latents
-    from stylesurv.pipeline import read_run
-    from stylesurv.predict import embed_config_of, networks_of
 
-    run = read_run(run_dir)
-    ids = [str(p) for p in (patient_ids if patient_ids is not None else load_latents(run.latents).patient_id)]
+    ids = [str(p) for p in patient_ids]
     if len(ids) > max_patients:
         rng = np.random.default_rng(seed)
         ids = sorted(rng.choice(np.array(ids), size=max_patients, replace=False).tolist())
-    folder = Path(run_dir) / "counterfactual"
-    written = write_counterfactual_photos(run.aligned, folder / "aligned", ids, seed=seed)
+    folder = Path(out_dir)
+    written = write_counterfactual_photos(aligned_dir, folder / "aligned", ids, seed=seed)
     out = folder / "latents.npz"
     if out.is_file():
         done = load_latents(out)
         if sorted(done.patient_id.astype(str).tolist()) == sorted(written):
             return done
-    embed_folder(folder / "aligned", networks_of(run), out, embed_config_of(run))
+    embed_folder(folder / "aligned", networks, out, config)
     return load_latents(out)
+
+
+def embed_run_counterfactuals(
+    run_dir: str | Path, patient_ids: list[str] | None = None, max_patients: int = 200, seed: int = 0
+) -> Latents:
+    """:func:`embed_counterfactuals` for a finished run's patients (default: all of its codes), with the run's
+    networks and embed settings; the work lives in ``RUN/counterfactual/``."""
+    from stylesurv.invert.latents import load_latents
+    from stylesurv.pipeline import embed_settings, read_run
+    from stylesurv.predict import networks_of
+
+    run = read_run(run_dir)
+    ids = patient_ids if patient_ids is not None else load_latents(run.latents).patient_id.tolist()
+    return embed_counterfactuals(
+        run.aligned, networks_of(run), embed_settings(run.config), Path(run_dir) / "counterfactual", ids,
+        max_patients, seed,
+    )  # fmt: skip
