@@ -385,11 +385,11 @@ def run_pipeline(config: RunConfig) -> PipelineResult:
         truth = truth_csv if truth_csv.is_file() else None
         explain_inputs = {"bundle": primary, "generator": generator, "latents": latents}
         counterfactual = None
-        seed = {"seed": config.seed}
         if config.explain.remove_nuisance == "counterfactual":
+            patients = config.explain.counterfactual_patients
             counterfactual = stage(
                 "counterfactual",
-                {**vars(config.embed), "patients": config.explain.counterfactual_patients, **seed},
+                {**vars(config.embed), "patients": patients, "seed": config.seed},
                 embed_inputs,
                 _counterfactual(aligned, generator, encoder, config),
             )
