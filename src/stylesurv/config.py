@@ -50,6 +50,9 @@ class FitConfig:
     wplus_reduce: str = "groups"  # W+ codes as features: groups (layer-group means) | flatten
 
 
+NUISANCE_SOURCES = ("truth", "photo", "counterfactual")  # where --remove-nuisance takes its directions
+
+
 @dataclass
 class ExplainConfig:
     # bundle whose health direction is explained (e.g. "coxnet"); "" = coxnet_adjusted, coxph_adjusted,

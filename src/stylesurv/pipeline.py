@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stylesurv.config import RunConfig
+from stylesurv.config import NUISANCE_SOURCES, RunConfig
 from stylesurv.console import info
 from stylesurv.errors import InputError
 from stylesurv.run import RunDir, StageResult, hash_tree, write_json_atomic
@@ -30,7 +30,7 @@ BASE_ENCODER = ASSETS / "base_encoder"
 # bundles whose latent direction the explain stage uses, first found first: the direction adjusted for the
 # clinical covariates when there is one (what the face shows beyond age and stage), else the latent-only one
 PRIMARY_MODELS = ("coxnet_adjusted", "coxph_adjusted", "coxnet", "coxph")
-REMOVE_NUISANCE = ("", "photo", "truth", "counterfactual")  # explain.remove_nuisance: off, or the source
+REMOVE_NUISANCE = ("", *NUISANCE_SOURCES)  # explain.remove_nuisance: off, or the source
 
 if TYPE_CHECKING:
     from torch import nn

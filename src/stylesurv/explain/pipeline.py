@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from stylesurv.config import NUISANCE_SOURCES
 from stylesurv.console import info, warn
 from stylesurv.errors import InputError
 from stylesurv.explain.attribution import (
@@ -59,9 +60,6 @@ from stylesurv.run import write_bytes_atomic, write_json_atomic, write_text_atom
 if TYPE_CHECKING:
     from stylesurv.survival.data import FeatureSpec, SurvivalData
     from stylesurv.survival.models import ModelFactory
-
-
-NUISANCE_SOURCES = ("truth", "photo", "counterfactual")  # where --remove-nuisance takes its directions
 
 
 @dataclass
