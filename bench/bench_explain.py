@@ -18,7 +18,10 @@ the CoxNet on the codes alone instead, as Hagag et al. do.  Then:
    part of the edit, the direction with the nuisance span projected out, and two references: the latent
    direction of the true facial risk (a ridge probe of lp_face on the codes: what this generator and embedding
    allow a perfect linear model), and the world itself (the renderer's own photos changed along the true
-   facial risk: what a perfect model and generator would show);
+   facial risk: what a perfect model and generator would show).  And the face subspace (`explain.localize`):
+   the face-local direction (d projected onto the code directions whose image change lies >= 0.8 inside the
+   face masks), its face share and cosine with d, and the model refitted on the codes inside and outside the
+   face subspace (held-out C of the latent part, r with lp_face): how much of the signal the face carries;
 3. |cosine| between d and the background and clothing directions (ridge probes of the true factors and of
    the colours measured in the aligned photos; the explain stage's probes); target <= 0.2;
 4. held-out Harrell's C on the test split: the plain world's model (reference), the confounded world's
@@ -324,6 +327,27 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
                 f"{orthogonal['removed_share']:.3f} of |d|^2): face share",
                 orthogonal["attribution"]["health"]["face"],
             )
+        found = explain.get("face_subspace", {})
+        if "attribution" in found:
+            share = found["attribution"]["health"]["face"]
+            row(
+                "2 face share",
+                f"face-local d (face subspace: {found['dim']} of {found['n_components']} directions at "
+                f"{found['threshold']:.2f}; cos with d {found['cosine_with_d']:.2f}): face share",
+                share,
+                ">= 0.8",
+                share >= 0.8,
+            )
+        refit = explain.get("face_subspace_refit", {})
+        for key, name in (("all", "all of the codes"), ("face", "face subspace only"), ("rest", "the rest")):
+            if f"c_index_{key}" in refit:
+                row(
+                    "2 face share",
+                    f"refit on {name}: held-out C, latent part",
+                    refit[f"c_index_latent_{key}"],
+                )
+                row("2 face share", f"refit on {name}: held-out r(attribute, lp_face)",
+                    refit.get(f"r_lp_face_{key}", float("nan")))  # fmt: skip
         ceiling = true_direction_shares(plain, count, args.seed)
         row(
             "2 face share",

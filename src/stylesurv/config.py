@@ -67,6 +67,8 @@ class ExplainConfig:
     # explain.counterfactual)
     remove_nuisance: str = ""
     counterfactual_patients: int = 200  # patients re-embedded for "counterfactual"
+    face_threshold: float = 0.8  # face share of its image change a direction needs to be face-local
+    face_patients: int = 16  # patients whose generator Jacobians define the face subspace
 
 
 @dataclass

@@ -220,13 +220,35 @@ def _explain(
     config: RunConfig,
 ) -> Callable[[Path], None]:
     def build(out: Path) -> None:
-        from stylesurv.explain.pipeline import ExplainOptions, explain_run, remove_nuisance_evaluation
+        from stylesurv.explain.pipeline import (
+            ExplainOptions,
+            explain_run,
+            face_subspace_evaluation,
+            find_face_subspace,
+            remove_nuisance_evaluation,
+        )
         from stylesurv.gan.checkpoint import load_generator
         from stylesurv.invert.latents import load_latents
         from stylesurv.survival.bundle import load_bundle
 
         codes = load_latents(latents)
+        model = load_bundle(bundle)
+        net = load_generator(generator)
+        options = ExplainOptions(
+            max_sd=config.explain.max_sd,
+            attribution_patients=config.explain.attribution_patients,
+            n_random=config.explain.random_directions,
+            face_threshold=config.explain.face_threshold,
+            face_patients=config.explain.face_patients,
+            seed=config.seed,
+        )
+        shape = tuple(model.latent_direction().shape)
+        subspace = find_face_subspace(net, codes, shape, aligned, options)
         extra = {}
+        if subspace is not None:
+            extra["face_subspace_refit"] = face_subspace_evaluation(
+                bundle, codes, Path(config.cohort), subspace, truth, seed=config.seed
+            )
         if config.explain.remove_nuisance:
             swapped = load_latents(counterfactual / "latents.npz") if counterfactual is not None else None
             extra["remove_nuisance"] = remove_nuisance_evaluation(
@@ -240,19 +262,15 @@ def _explain(
                 swapped=swapped,
             )
         explain_run(
-            load_bundle(bundle),
-            load_generator(generator),
+            model,
+            net,
             codes,
             out,
             aligned_dir=aligned,
             truth_csv=truth,
-            options=ExplainOptions(
-                max_sd=config.explain.max_sd,
-                attribution_patients=config.explain.attribution_patients,
-                n_random=config.explain.random_directions,
-                seed=config.seed,
-            ),
+            options=options,
             extra=extra,
+            subspace=subspace,
         )
 
     return build
@@ -319,6 +337,11 @@ def run_pipeline(config: RunConfig) -> PipelineResult:
         raise InputError(
             f"explain.remove_nuisance must be one of {', '.join(map(repr, REMOVE_NUISANCE))}, "
             f"got {config.explain.remove_nuisance!r}"
+        )
+    if not 0.0 < config.explain.face_threshold < 1.0 or config.explain.face_patients < 1:
+        raise InputError(
+            "explain.face_threshold must lie between 0 and 1 and explain.face_patients be at least 1, got "
+            f"{config.explain.face_threshold} and {config.explain.face_patients}"
         )
     run = RunDir(config.out)
     run.update_manifest(config=config.to_dict(), seed=config.seed)

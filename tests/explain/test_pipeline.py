@@ -11,6 +11,7 @@ from stylesurv.explain.direction import health_direction
 from stylesurv.explain.pipeline import (
     ExplainOptions,
     explain_run,
+    face_subspace_evaluation,
     held_out_health,
     held_out_split,
     refit_inputs,
@@ -118,6 +119,14 @@ def test_explain_attribution_reports_the_strict_margin_group_and_orthogonal_shar
     pattern = summary["pattern"]
     assert pattern["cosine_with_d"] > 0.85
     assert pattern["attribution"]["health"]["face"] == pytest.approx(attribution["health"]["face"], abs=0.1)
+    # The face subspace is the face coordinate alone; d's part in it is 1 / sqrt(1.25) of d.
+    found = summary["face_subspace"]
+    assert found["dim"] == 1 and found["n_patients"] == 16 and found["shares"][0] > 0.99
+    assert found["cosine_with_d"] == pytest.approx(1 / np.sqrt(1.25), abs=0.01)
+    assert found["attribution"]["health"]["face"] > 0.99 > attribution["health"]["face"]
+    local = np.load(tmp_path / "out" / "direction_face_local.npy")
+    assert local[0, 1] == pytest.approx(1.0, abs=1e-3)
+    assert summary["images"]["edit_face_local"] == "edit_face_local.png"
 
 
 def _synthetic_cohort(
@@ -205,6 +214,52 @@ def test_removing_the_confounded_background_keeps_the_held_out_c_index(
     )
     html = write_report(tmp_path / "run", no_photos=True)[0].read_text()
     assert "codes without nuisance directions" in html and f"{result['c_index_removed']:.3f}" in html
+
+
+def test_face_subspace_refit_keeps_the_c_index_that_the_face_axis_carries(
+    fitted: tuple[Path, Latents], tmp_path: Path
+) -> None:
+    from stylesurv.explain.localize import FaceSubspace
+
+    root, latents = fitted
+    codes = latents.codes("w").astype(np.float64)
+    basis = np.zeros((1, 6))
+    basis[0, 0] = 1.0  # the true facial-risk axis
+    subspace = FaceSubspace(codes.mean(axis=0), basis, np.array([1.0]), 0.8, 6, 4, 1.0)
+    result = face_subspace_evaluation(root / "bundle", latents, root, subspace, root / "truth.csv", seed=0)
+    assert result["dim"] == 1 and result["split"] == "truth.csv split column"
+    # The face axis alone holds all the test-split signal (the background's is confounded, training only).
+    assert result["c_index_face"] > max(result["c_index_all"], 0.65)
+    assert result["c_index_rest"] < 0.56
+    assert result["r_lp_face_face"] < -0.99
+    wrong = FaceSubspace(np.zeros(7), np.zeros((0, 7)), np.zeros(0), 0.8, 7, 4, 1.0)
+    with pytest.raises(InputError, match="another latent space"):
+        face_subspace_evaluation(root / "bundle", latents, root, wrong)
+    # The report shows the subspace and the refits as they come out of the explain stage.
+    from PIL import Image
+
+    from stylesurv.report.html import write_report
+    from tests.explain.toys import region_mask
+
+    gen = region_generator()
+    (tmp_path / "aligned" / "masks").mkdir(parents=True)
+    for pid in latents.patient_id:
+        Image.fromarray(region_mask(gen.img_resolution)).save(tmp_path / "aligned" / "masks" / f"{pid}.png")
+    gradient = np.zeros(6)
+    gradient[1] = 1.0
+    summary = explain_run(
+        GradientBundle(gradient),
+        gen,
+        latents,
+        tmp_path / "run" / "explain",
+        aligned_dir=tmp_path / "aligned",
+        options=ExplainOptions(steps=3, n_random=1, attribution_patients=8),
+        extra={"face_subspace_refit": result},
+    )
+    assert summary["face_subspace"]["n_components"] == 6
+    html = write_report(tmp_path / "run", no_photos=True)[0].read_text()
+    assert "Does the signal live in the face?" in html and "the face subspace only" in html
+    assert f"{result['c_index_face']:.3f}" in html and f"{result['c_index_rest']:.3f}" in html
 
 
 def test_counterfactual_span_removes_the_confounded_background(fitted: tuple[Path, Latents]) -> None:
@@ -383,12 +438,18 @@ def test_explain_command_end_to_end(fitted: tuple[Path, Latents], tmp_path: Path
             "2",
             "--attribution-patients",
             "8",
+            "--face-patients",
+            "3",
+            "--face-threshold",
+            "0.5",
             "--out",
             str(out),
         ]
     )
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
+    assert summary["face_subspace"]["n_patients"] == 3 and summary["face_subspace"]["threshold"] == 0.5
+    assert summary["face_subspace_refit"]["n_test"] == summary["remove_nuisance"]["n_test"]
     assert summary["attribution"]["n_patients"] == 8 and summary["attribution"]["n_fallback_masks"] <= 8
     assert sum(summary["attribution"]["health"].values()) == pytest.approx(1.0)
     assert summary["remove_nuisance"]["c_index_removed"] > summary["remove_nuisance"]["c_index_plain"]

@@ -92,6 +92,11 @@ def test_uninterrupted_run_writes_every_stage_and_the_report(reference):
     artifacts = read_run(out)
     assert artifacts.generator == out / "finetune" / "generator.safetensors"
     assert sorted(artifacts.bundles) == ["clinical", "coxnet"]
+    # The explain stage finds the face subspace and refits the model inside and outside it.
+    summary = json.loads((out / "explain" / "summary.json").read_text())
+    assert summary["face_subspace"]["n_patients"] == 16 and len(summary["face_subspace"]["shares"]) > 1
+    refit = summary["face_subspace_refit"]
+    assert refit["dim"] == summary["face_subspace"]["dim"] and {"c_index_all", "c_index_rest"} <= set(refit)
 
 
 def test_second_run_skips_every_stage(world, reference):
@@ -212,3 +217,6 @@ def test_run_removes_counterfactual_nuisance_when_asked(world, reference, tmp_pa
     typo = dataclasses.replace(config.explain, remove_nuisance="backgrounds")
     with pytest.raises(InputError, match="explain.remove_nuisance must be one of"):
         run_pipeline(dataclasses.replace(config, explain=typo))
+    share = dataclasses.replace(config.explain, face_threshold=80.0)
+    with pytest.raises(InputError, match="explain.face_threshold must lie between 0 and 1"):
+        run_pipeline(dataclasses.replace(config, explain=share))

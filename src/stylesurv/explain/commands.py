@@ -29,7 +29,12 @@ def explain(
         ),
     ] = False,
     cohort: Annotated[
-        Path | None, typer.Option("--cohort", help="Cohort folder (clinical.csv) for --remove-nuisance.")
+        Path | None,
+        typer.Option(
+            "--cohort",
+            help="Cohort folder (clinical.csv): outcomes to refit the model on the face subspace (with "
+            "--aligned) and for --remove-nuisance.",
+        ),
     ] = None,
     counterfactual: Annotated[
         Path | None,
@@ -52,6 +57,17 @@ def explain(
     attribution_patients: Annotated[
         int, typer.Option("--attribution-patients", help="Patients whose image change is measured.")
     ] = 64,
+    face_threshold: Annotated[
+        float,
+        typer.Option(
+            "--face-threshold",
+            help="Face share of the image change a latent direction needs to count as face-local (0-1).",
+        ),
+    ] = 0.8,
+    face_patients: Annotated[
+        int,
+        typer.Option("--face-patients", help="Patients whose generator Jacobians define the face subspace."),
+    ] = 16,
     seed: Annotated[int, typer.Option("--seed", help="Seed of every random choice.")] = 0,
 ) -> None:
     """Health direction of a survival model in latent space, faces edited along it, where in the image it
@@ -68,6 +84,11 @@ def explain(
         raise InputError(f"--steps must be odd and at least 3 (so that a = 0 is a column), got {steps}")
     if max_sd <= 0:
         raise InputError(f"--max-sd must be positive, got {max_sd}")
+    if not 0.0 < face_threshold < 1.0 or face_patients < 1:
+        raise InputError(
+            f"--face-threshold must lie between 0 and 1 and --face-patients be at least 1, got "
+            f"{face_threshold} and {face_patients}"
+        )
     if remove_nuisance and cohort is None:
         raise InputError("--remove-nuisance needs --cohort DIR (the outcomes to refit the model on)")
     if remove_nuisance and aligned is None and truth is None and counterfactual is None:
@@ -77,7 +98,13 @@ def explain(
     if counterfactual is not None and not remove_nuisance:
         raise InputError("--counterfactual picks the nuisance directions of --remove-nuisance; add that flag")
     from stylesurv.console import console, info
-    from stylesurv.explain.pipeline import ExplainOptions, explain_run, remove_nuisance_evaluation
+    from stylesurv.explain.pipeline import (
+        ExplainOptions,
+        explain_run,
+        face_subspace_evaluation,
+        find_face_subspace,
+        remove_nuisance_evaluation,
+    )
     from stylesurv.gan.checkpoint import load_generator
     from stylesurv.invert.latents import load_latents
     from stylesurv.survival.bundle import load_bundle
@@ -88,6 +115,8 @@ def explain(
         patients=[p.strip() for p in patients.split(",") if p.strip()],
         n_random=random_directions,
         attribution_patients=attribution_patients,
+        face_patients=face_patients,
+        face_threshold=face_threshold,
         seed=seed,
     )
     codes = load_latents(latents)
@@ -110,12 +139,26 @@ def explain(
             source="counterfactual" if swapped is not None else None,
             swapped=swapped,
         )
+    subspace = None
+    if aligned is not None:
+        subspace = find_face_subspace(gen, codes, tuple(model.latent_direction().shape), aligned, options)
+    if subspace is not None and cohort is not None:
+        extra["face_subspace_refit"] = face_subspace_evaluation(bundle, codes, cohort, subspace, truth, seed)
     inputs = {"bundle": str(bundle), "generator": str(generator), "latents": str(latents)}
-    summary = explain_run(model, gen, codes, out, aligned, truth, options, inputs=inputs, extra=extra)
+    summary = explain_run(
+        model, gen, codes, out, aligned, truth, options, inputs=inputs, extra=extra, subspace=subspace
+    )
     info(f"[green]✓[/green] explain outputs in {out}")
     headline = {
         k: summary[k]
-        for k in ("attribution", "nuisance_orthogonal", "truth_correlations", "remove_nuisance")
+        for k in (
+            "attribution",
+            "nuisance_orthogonal",
+            "face_subspace",
+            "face_subspace_refit",
+            "truth_correlations",
+            "remove_nuisance",
+        )
         if k in summary
     }
     console.print_json(json.dumps(headline, default=float))

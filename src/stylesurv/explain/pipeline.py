@@ -9,11 +9,15 @@ Everything is written into one output folder, atomically (a killed run leaves th
     attribution.png           energy shares per mask region (with --aligned)
     nuisance.csv              probe R^2 and cosine with the direction per attribute
     direction_orthogonal.npy  the direction with the nuisance probes' span projected out (with probes)
+    direction_face_local.npy  the direction projected onto the face subspace (with --aligned; localize.py)
+    edit_face_local.png       the mean face moved along the face-local direction
     summary.json              every number above, the inputs and the options
 
 summary.json's ``attribution`` holds the strict face-mask shares (``health``, ``random_mean``, ``area``),
 the face-with-contour-margin shares (``face_with_margin``) and, for W+, each layer group's part of the edit
-(``groups``); ``nuisance_orthogonal`` holds how much of d lay in the nuisance span and where the rest acts.
+(``groups``); ``nuisance_orthogonal`` holds how much of d lay in the nuisance span and where the rest acts;
+``face_subspace`` the face subspace's spectrum, the face-local direction's cosine with d and its shares, and
+``face_subspace_refit`` (when the caller has the outcomes) the model refitted inside and outside it.
 See attribution.py and nuisance.py for why.
 """
 
@@ -45,6 +49,14 @@ from stylesurv.explain.direction import (
     pattern_direction,
 )
 from stylesurv.explain.edit import image_grid, render_edits, save_gif, save_png, symmetric_alphas
+from stylesurv.explain.localize import (
+    ANALYSIS_RESOLUTION,
+    DEFAULT_COMPONENTS,
+    DEFAULT_PATIENTS,
+    DEFAULT_THRESHOLD,
+    FaceSubspace,
+    face_subspace,
+)
 from stylesurv.explain.nuisance import (
     Probe,
     measure_photo_nuisances,
@@ -76,6 +88,9 @@ class ExplainOptions:
     seed: int = 0
     batch: int = 16
     gif_scale: int = 2  # GIF pixels per image pixel
+    face_components: int = DEFAULT_COMPONENTS  # principal directions searched for the face subspace
+    face_patients: int = DEFAULT_PATIENTS  # patients whose Jacobians define the face subspace
+    face_threshold: float = DEFAULT_THRESHOLD  # face share a direction needs to be in the face subspace
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -84,6 +99,10 @@ class ExplainOptions:
 PATTERN_DEFINITION = (
     "-Cov(code, risk) over the cohort, unit length (Haufe et al. 2014): the direction along which the "
     "cohort's codes change as the model's risk falls, without the weight components that only cancel noise"
+)
+FACE_LOCAL_DEFINITION = (
+    "the health direction projected onto the face subspace: the span of the codes' principal directions "
+    "whose pooled image-change energy lies at least the threshold share inside the patients' face masks"
 )
 
 
@@ -131,11 +150,13 @@ def explain_run(
     options: ExplainOptions | None = None,
     inputs: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
+    subspace: FaceSubspace | None = None,
 ) -> dict[str, Any]:
     """Compute and write every explain output into ``out_dir``; return the summary that summary.json holds.
 
     ``bundle`` needs ``latent_direction()``; ``generator`` the Generator API (``synthesis``, ``num_ws``).
-    ``extra`` is merged into the summary (e.g. the remove-nuisance evaluation).
+    ``extra`` is merged into the summary (e.g. the remove-nuisance evaluation).  ``subspace`` is the face
+    subspace when the caller already found it (to refit the model on it); else it is found here.
     """
     from stylesurv.report.plots import attribution_figure
     from stylesurv.run import atomic_dir
@@ -224,6 +245,23 @@ def explain_run(
             others = {"pattern": pattern}
             if orthogonal is not None and orthogonal.direction is not None:
                 others["nuisance_orthogonal"] = orthogonal.direction
+            if subspace is None:
+                subspace = find_face_subspace(generator, latents, direction.shape, aligned_dir, opts)
+            if subspace is not None:
+                local, cosine = subspace.localize(direction, codes)
+                summary["face_subspace"] = {
+                    **subspace.to_json(),
+                    "cosine_with_d": cosine,
+                    "definition": FACE_LOCAL_DEFINITION,
+                }
+                if local is not None:
+                    others["face_local"] = local
+                    np.save(tmp / "direction_face_local.npy", local.vector.astype(np.float32))
+                    save_png(
+                        image_grid(render_edits(generator, mean_code, local, alphas, opts.batch)),
+                        tmp / "edit_face_local.png",
+                    )
+                    summary["images"]["edit_face_local"] = "edit_face_local.png"
             attribution = _attribution(
                 generator, render_codes, ids, direction, Path(aligned_dir), opts, others
             )
@@ -234,6 +272,8 @@ def explain_run(
                 summary["pattern"]["attribution"] = other_shares["pattern"]
                 if "nuisance_orthogonal" in other_shares:
                     summary["nuisance_orthogonal"]["attribution"] = other_shares["nuisance_orthogonal"]
+                if "face_local" in other_shares:
+                    summary["face_subspace"]["attribution"] = other_shares["face_local"]
             else:
                 summary["attribution"] = None
         summary.update(extra or {})
@@ -255,6 +295,42 @@ def _write_recons(folder: Path, chosen: list[str], images: np.ndarray) -> dict[s
     return written
 
 
+def attribution_rows(n_patients: int, opts: ExplainOptions) -> np.ndarray:
+    """The seeded sample of patients whose image change the attribution measures (sorted row indices)."""
+    rng = np.random.default_rng(opts.seed)
+    return np.sort(rng.choice(n_patients, size=min(opts.attribution_patients, n_patients), replace=False))
+
+
+def find_face_subspace(
+    generator: Any, latents: Latents, shape: tuple[int, ...], aligned_dir: str | Path, opts: ExplainOptions
+) -> FaceSubspace | None:
+    """The face subspace of the codes in a direction's ``shape`` (W or W+), from the Jacobians at patients
+    outside the attribution sample (so the face-local direction's shares are measured on other patients);
+    None without masks."""
+    aligned = Path(aligned_dir)
+    if not (aligned / "masks").is_dir():
+        return None
+    codes = codes_in_space(latents, shape)
+    ids = latents.patient_id
+    masked = np.array([i for i, pid in enumerate(ids) if _has_mask(aligned, str(pid))], dtype=np.int64)
+    if len(masked) == 0:
+        warn(f"{aligned}/masks holds no patient's mask: the face subspace is skipped")
+        return None
+    rest = np.setdiff1d(masked, attribution_rows(len(ids), opts))
+    pool = rest if len(rest) >= opts.face_patients else masked
+    rng = np.random.default_rng(opts.seed + 1)
+    rows = np.sort(rng.choice(pool, size=min(opts.face_patients, len(pool)), replace=False))
+    size = min(int(generator.img_resolution), ANALYSIS_RESOLUTION)
+    masks, _ = load_masks(aligned, ids[rows].tolist(), size)
+    info(f"finding the face subspace ({len(rows)} patients, {opts.face_components} principal directions)")
+    return face_subspace(generator, codes, masks, rows, opts.face_components, opts.face_threshold, opts.batch)
+
+
+def _has_mask(aligned: Path, patient_id: str) -> bool:
+    path = patient_file(aligned / "masks", patient_id)
+    return path is not None and path.is_file()
+
+
 def _attribution(
     generator: Any,
     codes: np.ndarray,
@@ -269,8 +345,7 @@ def _attribution(
     if not (aligned / "masks").is_dir():
         warn(f"{aligned}/masks not found: the face/background/clothing attribution is skipped")
         return None
-    rng = np.random.default_rng(opts.seed)
-    rows = np.sort(rng.choice(len(ids), size=min(opts.attribution_patients, len(ids)), replace=False))
+    rows = attribution_rows(len(ids), opts)
     masks, fallback = load_masks(aligned, ids[rows].tolist(), generator.img_resolution)
     info(
         f"measuring where the direction changes the image ({len(rows)} patients, {opts.n_random} random "
@@ -395,7 +470,7 @@ def refit_and_score(
     gradient = SurvivalBundle(inputs.kind, pipeline, model, 0.0, 1.0, {}).latent_direction()
     face_risk = np.asarray(test_data.codes).reshape(len(test), -1) @ gradient.reshape(-1)
     result["c_index_face"] = harrell_c(test_data.time, test_data.event, face_risk)
-    if health is not None:
+    if health is not None and np.any(gradient):  # a model that kept no latent feature has no direction
         for key, make in (("correlations", health_direction), ("pattern_correlations", pattern_direction)):
             direction = make(gradient, data.codes[train])
             attribute = pd.DataFrame(
@@ -514,10 +589,60 @@ def remove_nuisance_evaluation(
     for label, variant in (("plain", data), ("removed", cleaned)):
         info(f"refitting {inputs.kind} on the training split ({label} codes)")
         scored = refit_and_score(inputs, variant, train, test, health, seed)
-        result[f"c_index_{label}"] = scored["c_index"]
-        if "c_index_face" in scored:
-            result[f"c_index_face_{label}"] = scored["c_index_face"]
-        correlations = scored.get("correlations", {})
-        if "lp_face" in correlations:
-            result[f"r_lp_face_{label}"] = correlations["lp_face"]
+        result.update(_refit_fields(scored, label, "c_index_face"))
+    return result
+
+
+def _refit_fields(scored: dict[str, Any], label: str, latent_key: str) -> dict[str, float]:
+    """One refit's held-out C, latent-part C (named ``latent_key``) and r with lp_face, suffixed by label."""
+    out = {f"c_index_{label}": scored["c_index"]}
+    if "c_index_face" in scored:
+        out[f"{latent_key}_{label}"] = scored["c_index_face"]
+    if "lp_face" in scored.get("correlations", {}):
+        out[f"r_lp_face_{label}"] = scored["correlations"]["lp_face"]
+    return out
+
+
+def face_subspace_evaluation(
+    bundle_dir: str | Path,
+    latents: Latents,
+    cohort_dir: str | Path,
+    subspace: FaceSubspace,
+    truth_csv: str | Path | None = None,
+    seed: int = 0,
+    test_ids: Collection[str] | None = None,
+) -> dict[str, Any]:
+    """Held-out C-index of the bundle's model refitted on all of the codes, on the codes restricted to the
+    face subspace, and on the codes without it (the orthogonal complement: background, clothing, hair and
+    whatever the generator entangles with them).  If the face subspace keeps the C-index, the model's signal
+    is in the face.  With a synthetic world's truth, also the held-out correlation of each refitted model's
+    health attribute with the true facial risk.  The split is as in :func:`held_out_split`.
+    """
+    import dataclasses
+
+    inputs = refit_inputs(bundle_dir, latents, cohort_dir)
+    data = inputs.data
+    health, truth = _truth_tables(truth_csv)
+    train, test, split_name = held_out_split(data.patient_id, data.event, truth, seed, test_ids)
+    codes = np.asarray(data.codes, dtype=np.float64)
+    if codes.reshape(len(codes), -1).shape[1] != subspace.center.shape[0]:
+        raise InputError("the face subspace was found in another latent space than the model's codes")
+    result: dict[str, Any] = {
+        "model": inputs.kind,
+        "split": split_name,
+        "n_train": int(len(train)),
+        "n_test": int(len(test)),
+        "dim": subspace.dim,
+    }
+    variants = {
+        "all": ("all of the codes", codes),
+        "face": ("the face subspace", subspace.restrict(codes)),
+        "rest": ("the codes without the face subspace", subspace.remove(codes)),
+    }
+    for label, (name, variant) in variants.items():
+        if label == "face" and subspace.dim == 0:
+            continue
+        info(f"refitting {inputs.kind} on the training split ({name})")
+        scored = refit_and_score(inputs, dataclasses.replace(data, codes=variant), train, test, health, seed)
+        result.update(_refit_fields(scored, label, "c_index_latent"))
     return result

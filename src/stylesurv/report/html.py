@@ -327,6 +327,10 @@ def explain_section(folder: Path, summary: dict[str, Any], no_photos: bool) -> d
     section["orthogonal"] = orthogonal_section(summary.get("nuisance_orthogonal"), attribution)
     section["pattern"] = pattern_section(summary.get("pattern"), attribution)
     section["edit_pattern"] = inline("edit_pattern")
+    section["face_subspace"] = face_subspace_section(
+        summary.get("face_subspace"), summary.get("face_subspace_refit"), attribution
+    )
+    section["edit_face_local"] = inline("edit_face_local")
     probes = summary.get("probes") or {}
     section["probe_source"] = probes.get("source", "")
     section["probe_rows"] = [
@@ -494,6 +498,65 @@ def pattern_section(pattern: Any, attribution: Any) -> dict[str, Any] | None:
             )
     definition = pattern.get("definition")
     return {"rows": rows, "definition": definition if isinstance(definition, str) else None}
+
+
+FACE_REFIT_ROWS = (
+    ("all", "all of the codes"),
+    ("face", "the face subspace only"),
+    ("rest", "everything but the face subspace"),
+)
+
+
+def face_subspace_section(found: Any, refit: Any, attribution: Any) -> dict[str, Any] | None:
+    """The face subspace: its size, the face-local direction's cosine with d and face share, and the model
+    refitted on the codes inside and outside it."""
+    if not isinstance(found, dict):
+        return None
+    threshold = _fmt(found.get("threshold"), 2)
+    rows = [
+        (
+            "directions in the face subspace",
+            f"{_fmt(found.get('dim'))} of {_fmt(found.get('n_components'))}",
+            f"Principal directions of the codes (recombined) whose image change lies at least {threshold} "
+            f"inside the face masks of {_fmt(found.get('n_patients'))} patients.",
+        ),
+        (
+            "cosine of the face-local direction with d",
+            _fmt(found.get("cosine_with_d")),
+            "How much of the model's direction d lies in the face subspace (1: all of it).",
+        ),
+    ]
+    own = found.get("attribution")
+    if isinstance(own, dict):
+        of_d = _dig(attribution, "health", "face")
+        rows.append(
+            (
+                "face-local direction: face share",
+                _fmt(_dig(own, "health", "face")),
+                "Share of its image change inside the face mask, on the attribution patients"
+                + (f" (d: {_fmt(of_d)})." if isinstance(of_d, float) else "."),
+            )
+        )
+    table = []
+    if isinstance(refit, dict):
+        for key, name in FACE_REFIT_ROWS:
+            if f"c_index_{key}" in refit:
+                table.append(
+                    {
+                        "name": name,
+                        "c": _fmt(refit[f"c_index_{key}"]),
+                        "latent_c": _fmt(refit.get(f"c_index_latent_{key}")),
+                        "r": _fmt(refit.get(f"r_lp_face_{key}")),
+                    }
+                )
+    definition = found.get("definition")
+    return {
+        "rows": rows,
+        "refit": table,
+        "refit_info": refit if isinstance(refit, dict) else None,
+        "has_r": any(row["r"] != "–" for row in table),
+        "definition": definition if isinstance(definition, str) else None,
+    }
 
 
 def orthogonal_section(orthogonal: Any, attribution: Any) -> dict[str, Any] | None:
