@@ -12,6 +12,7 @@ from stylesurv.explain.pipeline import (
     ExplainOptions,
     explain_run,
     face_subspace_evaluation,
+    find_face_subspace,
     held_out_health,
     held_out_split,
     refit_inputs,
@@ -94,14 +95,17 @@ def test_explain_attribution_reports_the_strict_margin_group_and_orthogonal_shar
     gradient = np.zeros((gen.num_ws, gen.w_dim))
     gradient[0, 1] = -1.0  # the face coordinate
     gradient[0, 0] = -0.5  # and some background, which the background probe finds
+    latents = Latents(patient_id=ids, wplus=codes.astype(np.float32))
+    options = ExplainOptions(steps=3, n_random=2, attribution_patients=8)
     summary = explain_run(
         GradientBundle(gradient),
         gen,
-        Latents(patient_id=ids, wplus=codes.astype(np.float32)),
+        latents,
         tmp_path / "out",
         aligned_dir=tmp_path / "aligned",
         truth_csv=tmp_path / "truth.csv",
-        options=ExplainOptions(steps=3, n_random=2, attribution_patients=8),
+        options=options,
+        subspace=find_face_subspace(gen, latents, gradient.shape, tmp_path / "aligned", options),
     )
     attribution = summary["attribution"]
     for key in ("health", "random_mean", "random_sd", "area", "regions", "n_random"):  # the report's keys
@@ -247,14 +251,16 @@ def test_face_subspace_refit_keeps_the_c_index_that_the_face_axis_carries(
         Image.fromarray(region_mask(gen.img_resolution)).save(tmp_path / "aligned" / "masks" / f"{pid}.png")
     gradient = np.zeros(6)
     gradient[1] = 1.0
+    options = ExplainOptions(steps=3, n_random=1, attribution_patients=8)
     summary = explain_run(
         GradientBundle(gradient),
         gen,
         latents,
         tmp_path / "run" / "explain",
         aligned_dir=tmp_path / "aligned",
-        options=ExplainOptions(steps=3, n_random=1, attribution_patients=8),
+        options=options,
         extra={"face_subspace_refit": result},
+        subspace=find_face_subspace(gen, latents, (6,), tmp_path / "aligned", options),
     )
     assert summary["face_subspace"]["n_components"] == 6
     html = write_report(tmp_path / "run", no_photos=True)[0].read_text()

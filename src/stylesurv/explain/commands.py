@@ -139,9 +139,8 @@ def explain(
             source="counterfactual" if swapped is not None else None,
             swapped=swapped,
         )
-    subspace = None
-    if aligned is not None:
-        subspace = find_face_subspace(gen, codes, tuple(model.latent_direction().shape), aligned, options)
+    shape = tuple(model.latent_direction().shape)
+    subspace = find_face_subspace(gen, codes, shape, aligned, options) if aligned is not None else None
     if subspace is not None and cohort is not None:
         extra["face_subspace_refit"] = face_subspace_evaluation(bundle, codes, cohort, subspace, truth, seed)
     inputs = {"bundle": str(bundle), "generator": str(generator), "latents": str(latents)}

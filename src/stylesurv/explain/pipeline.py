@@ -155,8 +155,9 @@ def explain_run(
     """Compute and write every explain output into ``out_dir``; return the summary that summary.json holds.
 
     ``bundle`` needs ``latent_direction()``; ``generator`` the Generator API (``synthesis``, ``num_ws``).
-    ``extra`` is merged into the summary (e.g. the remove-nuisance evaluation).  ``subspace`` is the face
-    subspace when the caller already found it (to refit the model on it); else it is found here.
+    ``extra`` is merged into the summary (e.g. the remove-nuisance evaluation).  ``subspace`` (from
+    :func:`find_face_subspace`, which the caller also needs to refit the model on it) adds the face-local
+    direction and its attribution.
     """
     from stylesurv.report.plots import attribution_figure
     from stylesurv.run import atomic_dir
@@ -245,8 +246,6 @@ def explain_run(
             others = {"pattern": pattern}
             if orthogonal is not None and orthogonal.direction is not None:
                 others["nuisance_orthogonal"] = orthogonal.direction
-            if subspace is None:
-                subspace = find_face_subspace(generator, latents, direction.shape, aligned_dir, opts)
             if subspace is not None:
                 local, cosine = subspace.localize(direction, codes)
                 summary["face_subspace"] = {
