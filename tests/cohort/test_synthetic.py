@@ -100,6 +100,32 @@ def test_confounded_background_follows_outcome_in_train_split_only() -> None:
         make_world("population", 10, seed=1, confounded=True)
 
 
+def _face_share_of_health_change(subject: dict, resolution: int = 64) -> float:
+    """Share of the rendering's change energy inside the face label when cachexia and pallor both rise."""
+    before = render_aligned(subject, resolution)[0]
+    moved = {**subject, "cachexia": subject["cachexia"] + 0.1, "pallor": subject["pallor"] + 0.1}
+    energy = ((render_aligned(moved, resolution)[0].rgb.astype(np.float64) - before.rgb) ** 2).sum(axis=-1)
+    return float(energy[before.labels == 1].sum() / energy.sum())
+
+
+def test_face_bound_world_keeps_the_health_change_inside_the_face() -> None:
+    plain, bound = make_world("cohort", 6, 4), make_world("cohort", 6, 4, face_bound=True)
+    assert "face_bound_effects" not in plain.truth.columns
+    assert bound.truth["face_bound_effects"].eq(1.0).all()
+    # The same subjects and outcomes: only the rendering of the health factors differs.
+    pd.testing.assert_frame_equal(bound.truth.drop(columns="face_bound_effects"), plain.truth)
+    pd.testing.assert_frame_equal(bound.clinical, plain.clinical)
+    for i in range(3):
+        assert _face_share_of_health_change(bound.truth.iloc[i].to_dict()) > 0.99
+        # The default world narrows the outline and tints neck and ears as well.
+        assert _face_share_of_health_change(plain.truth.iloc[i].to_dict()) < 0.8
+    # A subject without the column renders as one with it set to 0.
+    subject = plain.truth.iloc[0].to_dict()
+    np.testing.assert_array_equal(
+        render_aligned(subject, 32)[0].rgb, render_aligned({**subject, "face_bound_effects": 0.0}, 32)[0].rgb
+    )
+
+
 def test_write_world_is_deterministic_and_complete(tmp_path: Path) -> None:
     world = make_world("cohort", 7, seed=3)
     a = write_world(world, tmp_path / "a", resolution=32)
@@ -181,6 +207,10 @@ def test_cli_round_trip(tmp_path: Path) -> None:
         == 0
     )
     assert not (tmp_path / "p" / "oracle.json").exists()
+    assert json.loads((out / "synth.json").read_text())["face_bound"] is False
+    assert main([*args, "--face-bound-effects"]) == 0
+    assert json.loads((out / "synth.json").read_text())["face_bound"] is True
+    assert pd.read_csv(out / "truth.csv")["face_bound_effects"].eq(1).all()
 
 
 def test_refuses_to_replace_a_foreign_folder(tmp_path: Path) -> None:

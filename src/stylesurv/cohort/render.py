@@ -55,10 +55,17 @@ class HeadShape:
     nose_width: float
 
 
+def beyond_face(s: Subject) -> float:
+    """How far the health effects reach past the face: 1 in the default world (cachexia narrows the outline
+    and the neck, pallor tints all skin), 0 in a world drawn with ``face_bound_effects`` (they stay inside
+    the face, so that every pixel they change is in the face mask)."""
+    return 1.0 - float(s.get("face_bound_effects", 0.0))
+
+
 def head_shape(s: Subject) -> HeadShape:
     """The head outline and feature placement implied by a subject's factors."""
     fl = float(s["face_length"])
-    c = float(s["cachexia"])
+    c = float(s["cachexia"]) * beyond_face(s)  # the outline's share of cachexia
     return HeadShape(
         cy=0.05,
         half_height=1.65 * fl,
@@ -282,15 +289,16 @@ class Rendering:
 
 
 # ---------------------------------------------------------------------------------------------- colours
-def skin_colour(s: Subject) -> np.ndarray:
-    """Base skin RGB after pallor: desaturated towards a grey-yellow of the same luminance."""
+def skin_colour(s: Subject, pallor_weight: float = 1.0) -> np.ndarray:
+    """Base skin RGB after pallor (times ``pallor_weight``): desaturated towards a grey-yellow of the same
+    luminance."""
     t = float(s["skin_tone"]) * (len(SKIN_PALETTE) - 1)
     i = min(int(t), len(SKIN_PALETTE) - 2)
     base = SKIN_PALETTE[i] * (1 - (t - i)) + SKIN_PALETTE[i + 1] * (t - i)
     base = base * (1.0 + 0.04 * float(s["skin_warmth"]) * np.array([1.0, 0.0, -1.0]))
     lum = float(base @ np.array([0.299, 0.587, 0.114]))
     pale = lum * np.array([1.02, 1.0, 0.84])
-    return base + 0.8 * float(s["pallor"]) * (pale - base)
+    return base + 0.8 * float(s["pallor"]) * pallor_weight * (pale - base)
 
 
 def hair_colour(s: Subject, greying: float = 1.0) -> np.ndarray:
@@ -376,7 +384,7 @@ def _draw_body(
     shade = _lambert(
         np.clip(x / 2.6, -0.9, 0.9), np.full_like(x, -0.2), light, 0.5 * float(s["light_strength"])
     )
-    skin = skin_colour(s) * 0.9
+    skin = skin_colour(s, beyond_face(s)) * 0.9
     if int(s["neckline"]) == 0:
         d_open = _ellipse_sdf(x, y, 0.0, 1.98, 0.55, 0.3)
     else:
@@ -429,17 +437,18 @@ def _draw_long_hair(
 def _draw_neck(
     canvas: _Canvas, s: Subject, h: HeadShape, x: np.ndarray, y: np.ndarray, pix: float, light: np.ndarray
 ) -> None:
-    half = 0.5 * float(s["face_width"]) * (1.0 - 0.15 * float(s["cachexia"]))
+    c = float(s["cachexia"]) * beyond_face(s)
+    half = 0.5 * float(s["face_width"]) * (1.0 - 0.15 * c)
     idx = _window(x, y, -half - 0.05, half + 0.05, 0.55, 2.75)
     x, y = x[idx], y[idx]
     d = np.maximum(np.abs(x) - half, np.maximum(0.6 - y, y - 2.7))
     chin = h.cy + h.half_height
     shadow = 1.0 - 0.45 * np.exp(-0.5 * ((y - chin - 0.05) / 0.18) ** 2)
-    tendon = 1.0 - 0.18 * float(s["cachexia"]) * _gauss(np.abs(x), y, 0.22, chin + 0.35, 0.05, 0.25)
+    tendon = 1.0 - 0.18 * c * _gauss(np.abs(x), y, 0.22, chin + 0.35, 0.05, 0.25)
     shade = _lambert(
         np.clip(x / (half * 1.2), -0.95, 0.95), np.zeros_like(x), light, float(s["light_strength"])
     )
-    colour = skin_colour(s) * 0.9
+    colour = skin_colour(s, beyond_face(s)) * 0.9
     canvas.over(colour[None, :] * (shade * shadow * tendon)[:, None], _coverage(d, pix), LABEL_OTHER, idx)
 
 
@@ -447,7 +456,7 @@ def _draw_ears(
     canvas: _Canvas, s: Subject, h: HeadShape, x: np.ndarray, y: np.ndarray, pix: float, light: np.ndarray
 ) -> None:
     ex = _outline_point(h, (0.22 - h.cy) / h.half_height) - 0.02
-    skin = skin_colour(s) * np.array([0.97, 0.88, 0.86])
+    skin = skin_colour(s, beyond_face(s)) * np.array([0.97, 0.88, 0.86])
     for side in (-1.0, 1.0):
         idx = _window(x, y, side * ex - 0.2, side * ex + 0.2, -0.1, 0.55)
         xs, ys = x[idx], y[idx]

@@ -22,6 +22,14 @@ def synth(
     confounded: Annotated[
         bool, typer.Option("--confounded", help="Background follows the outcome in a training split.")
     ] = False,
+    face_bound: Annotated[
+        bool,
+        typer.Option(
+            "--face-bound-effects",
+            help="Health factors change the face only (cachexia hollows without narrowing the outline or "
+            "neck, pallor spares neck, ears and body).",
+        ),
+    ] = False,
     fmt: Annotated[
         str, typer.Option("--format", help="Photo format: jpg (subject's JPEG quality) or png.")
     ] = "jpg",
@@ -39,7 +47,7 @@ def synth(
     from stylesurv.run import write_bytes_atomic
 
     check_resolution(resolution)
-    world = make_world(kind, n, seed, confounded=confounded)
+    world = make_world(kind, n, seed, confounded=confounded, face_bound=face_bound)
     folder = write_world(world, out, resolution=resolution, unaligned=unaligned, fmt=fmt, workers=workers)
     info(f"wrote {n} {kind} subjects to {folder}")
     if world.oracle is not None:

@@ -64,13 +64,20 @@ def check_resolution(resolution: int) -> None:
 
 
 def make_world(
-    kind: str, n: int, seed: int, confounded: bool = False, model: SurvivalModel | None = None
+    kind: str,
+    n: int,
+    seed: int,
+    confounded: bool = False,
+    model: SurvivalModel | None = None,
+    face_bound: bool = False,
 ) -> World:
     """Draw a world of `n` subjects: factors, true linear predictors and (for a cohort) survival.
 
     With `confounded` (cohort only) a random 70 % training split gets backgrounds that follow the outcome
     (warm red for deaths before the median time, cool blue otherwise, 90 % of the time); the test split
-    keeps independent backgrounds.  The split is the `split` column of truth.csv.
+    keeps independent backgrounds.  The split is the `split` column of truth.csv.  With `face_bound` the
+    health factors change only pixels of the face (truth column `face_bound_effects` = 1; see
+    `render.beyond_face`); the factors, outcomes and everything else are the same as without it.
     """
     if kind not in KINDS:
         raise InputError(f"--kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -80,6 +87,8 @@ def make_world(
         raise InputError("--confounded needs --kind cohort: the population has no outcomes to confound")
     model = model or SurvivalModel()
     truth = sample_factors(kind, n, seed)
+    if face_bound:
+        truth["face_bound_effects"] = 1.0
     truth["lp_face"] = model.face_lp(truth)
     truth["lp_clinical"] = model.clinical_lp(truth)
     truth["lp"] = model.linear_predictor(truth)
@@ -224,7 +233,8 @@ def write_world(
         write_json_atomic(
             tmp / "synth.json",
             {"kind": world.kind, "n": n, "seed": world.seed, "resolution": resolution, "unaligned": unaligned,
-             "format": fmt, "confounded": "split" in world.truth.columns},
+             "format": fmt, "confounded": "split" in world.truth.columns,
+             "face_bound": "face_bound_effects" in world.truth.columns},
         )  # fmt: skip
     return out
 
