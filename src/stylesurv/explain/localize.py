@@ -33,12 +33,12 @@ from stylesurv.console import track
 from stylesurv.errors import InputError
 from stylesurv.explain.direction import HealthDirection, health_direction
 from stylesurv.explain.edit import broadcast_ws, synthesize
+from stylesurv.invert.embed import FACE_LABEL
 
 DEFAULT_COMPONENTS = 256  # principal directions of the codes searched (96 % of the W+ code variance at 64 px)
 DEFAULT_PATIENTS = 16  # patients whose Jacobians are summed
 DEFAULT_THRESHOLD = 0.8  # pooled face share a direction needs to belong to the face subspace
 ANALYSIS_RESOLUTION = 128  # images and masks are compared at most at this size (block-averaged)
-FACE_LABEL = 1  # mask label of the face (attribution.REGIONS)
 
 
 @dataclass(frozen=True)
