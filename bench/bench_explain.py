@@ -84,9 +84,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--latent-only", action="store_true", help="explain CoxNet on the codes alone (not adjusted)"
     )
     parser.add_argument(
-        "--face-bound-effects", action="store_true",
-        help="worlds whose health factors change the face only (synth --face-bound-effects); use a generator "
-        "trained on such a population",
+        "--effects-beyond-face", action="store_true",
+        help="worlds whose health factors also change the outline, neck and ears (synth --effects-beyond-face)",
     )  # fmt: skip
     args = parser.parse_args(argv)
     if args.quick:
@@ -95,17 +94,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def synthesize(
-    cohort: Path, n: int, seed: int, resolution: int, confounded: bool, face_bound: bool = False
+    cohort: Path, n: int, seed: int, resolution: int, confounded: bool, beyond_face: bool = False
 ) -> None:
     """Write the synthetic cohort (unaligned photos + true landmarks, as the demo), unless already there."""
     from stylesurv.cohort.synthetic import make_world, write_world
 
     wanted = {"kind": "cohort", "n": n, "seed": seed, "resolution": resolution, "unaligned": True}
-    wanted.update(confounded=confounded, face_bound=face_bound)
+    wanted.update(confounded=confounded, face_bound=not beyond_face)
     done = cohort / "synth.json"
     if done.is_file() and all(json.loads(done.read_text()).get(k, False) == v for k, v in wanted.items()):
         return
-    world = make_world("cohort", n, seed, confounded=confounded, face_bound=face_bound)
+    world = make_world("cohort", n, seed, confounded=confounded, beyond_face=beyond_face)
     write_world(world, cohort, resolution=resolution, unaligned=True)
 
 
@@ -116,7 +115,7 @@ def run_world(root: Path, args: argparse.Namespace, resolution: int, confounded:
 
     cohort = root / "cohort"
     start = time.perf_counter()
-    synthesize(cohort, args.n, args.seed, resolution, confounded, args.face_bound_effects)
+    synthesize(cohort, args.n, args.seed, resolution, confounded, args.effects_beyond_face)
     seconds = {"synth": time.perf_counter() - start}
     config = RunConfig(
         cohort=str(cohort),
@@ -458,7 +457,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             {"check": "time", "measure": f"{world} world (s): {stage_text}", "value": sum(stages.values())}
         )
     rows.append({"check": "time", "measure": "bench wall time (s)", "value": total})
-    world = "face-bound synthetic world" if args.face_bound_effects else "synthetic world"
+    world = "synthetic world, effects beyond the face" if args.effects_beyond_face else "synthetic world"
     title = f"explain on the {world}: n={args.n} per world, {args.steps} steps, {resolution} px"
     print_table(rows, title)
     return rows

@@ -486,6 +486,16 @@ class DemoSettings:
     permutations: int = 0  # the permutation test reruns the whole CV per permutation: off in the demo
 
 
+def _demo_cohort_ready(cohort: Path, settings: DemoSettings) -> bool:
+    """Whether ``cohort`` holds the world these settings draw (a folder from older settings is redrawn)."""
+    meta = cohort / "synth.json"
+    if not (cohort / "oracle.json").is_file() or not meta.is_file():
+        return False
+    wanted = {"n": settings.n, "seed": settings.seed, "resolution": settings.resolution, "face_bound": True}
+    found = json.loads(meta.read_text())
+    return all(found.get(key) == value for key, value in wanted.items())
+
+
 def demo_config(out: Path, settings: DemoSettings) -> RunConfig:
     """The run config of the demo: shipped generator and encoder, CoxNet + DeepSurv + clinical fusion."""
     from stylesurv.config import AlignConfig, EmbedConfig, ExplainConfig, FinetuneConfig, FitConfig
@@ -528,7 +538,7 @@ def run_demo(
             raise InputError(f"{asset}: shipped asset missing; reinstall stylesurv (make install)")
     cohort = out / "cohort"
     start = time.perf_counter()
-    if not (cohort / "oracle.json").is_file():
+    if not _demo_cohort_ready(cohort, settings):
         info(f"[bold]▶ synth[/bold]: {settings.n} synthetic patients, unaligned photos with landmarks")
         world = make_world("cohort", settings.n, settings.seed)
         write_world(world, cohort, resolution=settings.resolution, unaligned=True)

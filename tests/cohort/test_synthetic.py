@@ -108,19 +108,20 @@ def _face_share_of_health_change(subject: dict, resolution: int = 64) -> float:
     return float(energy[before.labels == 1].sum() / energy.sum())
 
 
-def test_face_bound_world_keeps_the_health_change_inside_the_face() -> None:
-    plain, bound = make_world("cohort", 6, 4), make_world("cohort", 6, 4, face_bound=True)
-    assert "face_bound_effects" not in plain.truth.columns
+def test_default_world_keeps_the_health_change_inside_the_face() -> None:
+    bound, beyond = make_world("cohort", 6, 4), make_world("cohort", 6, 4, beyond_face=True)
     assert bound.truth["face_bound_effects"].eq(1.0).all()
+    assert beyond.truth["face_bound_effects"].eq(0.0).all()
     # The same subjects and outcomes: only the rendering of the health factors differs.
-    pd.testing.assert_frame_equal(bound.truth.drop(columns="face_bound_effects"), plain.truth)
-    pd.testing.assert_frame_equal(bound.clinical, plain.clinical)
+    drop = ["face_bound_effects"]
+    pd.testing.assert_frame_equal(bound.truth.drop(columns=drop), beyond.truth.drop(columns=drop))
+    pd.testing.assert_frame_equal(bound.clinical, beyond.clinical)
     for i in range(3):
         assert _face_share_of_health_change(bound.truth.iloc[i].to_dict()) > 0.99
-        # The default world narrows the outline and tints neck and ears as well.
-        assert _face_share_of_health_change(plain.truth.iloc[i].to_dict()) < 0.8
-    # A subject without the column renders as one with it set to 0.
-    subject = plain.truth.iloc[0].to_dict()
+        # The other world narrows the outline and tints neck and ears as well.
+        assert _face_share_of_health_change(beyond.truth.iloc[i].to_dict()) < 0.8
+    # A subject without the column (a cohort written before it existed) renders as one with it set to 0.
+    subject = beyond.truth.drop(columns=drop).iloc[0].to_dict()
     np.testing.assert_array_equal(
         render_aligned(subject, 32)[0].rgb, render_aligned({**subject, "face_bound_effects": 0.0}, 32)[0].rgb
     )
@@ -207,10 +208,10 @@ def test_cli_round_trip(tmp_path: Path) -> None:
         == 0
     )
     assert not (tmp_path / "p" / "oracle.json").exists()
-    assert json.loads((out / "synth.json").read_text())["face_bound"] is False
-    assert main([*args, "--face-bound-effects"]) == 0
     assert json.loads((out / "synth.json").read_text())["face_bound"] is True
-    assert pd.read_csv(out / "truth.csv")["face_bound_effects"].eq(1).all()
+    assert main([*args, "--effects-beyond-face"]) == 0
+    assert json.loads((out / "synth.json").read_text())["face_bound"] is False
+    assert pd.read_csv(out / "truth.csv")["face_bound_effects"].eq(0).all()
 
 
 def test_refuses_to_replace_a_foreign_folder(tmp_path: Path) -> None:

@@ -76,7 +76,7 @@ def test_cohort_photo_gets_its_run_code_and_score(predictor: Predictor, predicti
     run_latents = load_latents(predictor.run.latents).subset(COHORT_IDS)
     codes = np.stack([p.code for p in predictions.photos])
     # same seed (from the name), same settings, same networks: only batch-size rounding may differ
-    np.testing.assert_allclose(codes, run_latents.wplus, atol=1e-4)
+    np.testing.assert_allclose(codes, run_latents.wplus, atol=1e-3)
     run_risk = predictor.bundle.predict(run_latents)
     np.testing.assert_allclose([p.risk for p in predictions.photos], run_risk, atol=1e-3)
     assert all(p.status == "ok" and p.scored for p in predictions.photos)

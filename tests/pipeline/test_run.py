@@ -220,3 +220,16 @@ def test_run_removes_counterfactual_nuisance_when_asked(world, reference, tmp_pa
     share = dataclasses.replace(config.explain, face_threshold=80.0)
     with pytest.raises(InputError, match="explain.face_threshold must lie between 0 and 1"):
         run_pipeline(dataclasses.replace(config, explain=share))
+
+
+def test_demo_redraws_a_cohort_from_other_settings(tmp_path):
+    from stylesurv.pipeline import DemoSettings, _demo_cohort_ready
+
+    settings, cohort = DemoSettings(n=4, resolution=32), tmp_path / "cohort"
+    assert not _demo_cohort_ready(cohort, settings)
+    write_world(make_world("cohort", 4, settings.seed), cohort, resolution=32)
+    assert _demo_cohort_ready(cohort, settings)
+    assert not _demo_cohort_ready(cohort, DemoSettings(n=5, resolution=32))
+    # a cohort drawn before health effects were kept inside the face is redrawn
+    write_world(make_world("cohort", 4, settings.seed, beyond_face=True), cohort, resolution=32)
+    assert not _demo_cohort_ready(cohort, settings)

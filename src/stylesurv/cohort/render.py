@@ -56,9 +56,9 @@ class HeadShape:
 
 
 def beyond_face(s: Subject) -> float:
-    """How far the health effects reach past the face: 1 in the default world (cachexia narrows the outline
-    and the neck, pallor tints all skin), 0 in a world drawn with ``face_bound_effects`` (they stay inside
-    the face, so that every pixel they change is in the face mask)."""
+    """How far the health effects reach past the face: 0 by default (``face_bound_effects`` = 1: every pixel
+    they change is in the face mask), 1 in a world drawn with ``effects_beyond_face`` or without the column
+    (cachexia narrows the outline and the neck, pallor tints all skin)."""
     return 1.0 - float(s.get("face_bound_effects", 0.0))
 
 

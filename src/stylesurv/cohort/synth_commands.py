@@ -25,11 +25,11 @@ def synth(
     face_bound: Annotated[
         bool,
         typer.Option(
-            "--face-bound-effects",
+            "--face-bound-effects/--effects-beyond-face",
             help="Health factors change the face only (cachexia hollows without narrowing the outline or "
-            "neck, pallor spares neck, ears and body).",
+            "neck, pallor spares neck, ears and body), or also the outline, neck and ears.",
         ),
-    ] = False,
+    ] = True,
     fmt: Annotated[
         str, typer.Option("--format", help="Photo format: jpg (subject's JPEG quality) or png.")
     ] = "jpg",
@@ -47,7 +47,7 @@ def synth(
     from stylesurv.run import write_bytes_atomic
 
     check_resolution(resolution)
-    world = make_world(kind, n, seed, confounded=confounded, face_bound=face_bound)
+    world = make_world(kind, n, seed, confounded=confounded, beyond_face=not face_bound)
     folder = write_world(world, out, resolution=resolution, unaligned=unaligned, fmt=fmt, workers=workers)
     info(f"wrote {n} {kind} subjects to {folder}")
     if world.oracle is not None:

@@ -69,15 +69,17 @@ def make_world(
     seed: int,
     confounded: bool = False,
     model: SurvivalModel | None = None,
-    face_bound: bool = False,
+    beyond_face: bool = False,
 ) -> World:
     """Draw a world of `n` subjects: factors, true linear predictors and (for a cohort) survival.
 
     With `confounded` (cohort only) a random 70 % training split gets backgrounds that follow the outcome
     (warm red for deaths before the median time, cool blue otherwise, 90 % of the time); the test split
-    keeps independent backgrounds.  The split is the `split` column of truth.csv.  With `face_bound` the
-    health factors change only pixels of the face (truth column `face_bound_effects` = 1; see
-    `render.beyond_face`); the factors, outcomes and everything else are the same as without it.
+    keeps independent backgrounds.  The split is the `split` column of truth.csv.  The health factors
+    change only pixels of the face (truth column `face_bound_effects` = 1), so the face is where a model
+    should find the signal; with `beyond_face` (`face_bound_effects` = 0) cachexia also narrows the outline
+    and the neck and pallor tints all skin, as in cohorts written before that column existed (see
+    `render.beyond_face`).  The factors, outcomes and everything else are the same in both.
     """
     if kind not in KINDS:
         raise InputError(f"--kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -87,8 +89,7 @@ def make_world(
         raise InputError("--confounded needs --kind cohort: the population has no outcomes to confound")
     model = model or SurvivalModel()
     truth = sample_factors(kind, n, seed)
-    if face_bound:
-        truth["face_bound_effects"] = 1.0
+    truth["face_bound_effects"] = 0.0 if beyond_face else 1.0
     truth["lp_face"] = model.face_lp(truth)
     truth["lp_clinical"] = model.clinical_lp(truth)
     truth["lp"] = model.linear_predictor(truth)
@@ -234,7 +235,7 @@ def write_world(
             tmp / "synth.json",
             {"kind": world.kind, "n": n, "seed": world.seed, "resolution": resolution, "unaligned": unaligned,
              "format": fmt, "confounded": "split" in world.truth.columns,
-             "face_bound": "face_bound_effects" in world.truth.columns},
+             "face_bound": bool(world.truth["face_bound_effects"].eq(1.0).all())},
         )  # fmt: skip
     return out
 
