@@ -57,8 +57,8 @@ class HeadShape:
 
 def beyond_face(s: Subject) -> float:
     """How far the health effects reach past the face: 0 by default (``face_bound_effects`` = 1: every pixel
-    they change is in the face mask), 1 in a world drawn with ``effects_beyond_face`` or without the column
-    (cachexia narrows the outline and the neck, pallor tints all skin)."""
+    they change is in the face mask), 1 in a world drawn with ``synth --effects-beyond-face`` or without the
+    column (cachexia narrows the outline and the neck, pallor tints all skin)."""
     return 1.0 - float(s.get("face_bound_effects", 0.0))
 
 
