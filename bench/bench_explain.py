@@ -85,7 +85,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--effects-beyond-face", action="store_true",
-        help="worlds whose health factors also change the outline, neck and ears (synth --effects-beyond-face)",
+        help="worlds whose health factors also change the outline, neck and ears "
+        "(synth --effects-beyond-face)",
     )  # fmt: skip
     args = parser.parse_args(argv)
     if args.quick:
