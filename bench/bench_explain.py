@@ -355,6 +355,18 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
                 )
                 row("2 face share", f"refit on {name}: held-out r(attribute, lp_face)",
                     refit.get(f"r_lp_face_{key}", float("nan")))  # fmt: skip
+                if f"face_share_{key}" in refit:
+                    share = refit[f"face_share_{key}"]
+                    row("2 face share", f"refit on {name}: face share of its direction", share, ">= 0.8",
+                        share >= 0.8)  # fmt: skip
+        for point in refit.get("curve", []):
+            label = f"face-bound refit at {point['threshold']:.2f} ({point['dim']} dirs)"
+            nan = float("nan")
+            row("2 face share", f"{label}: held-out C, latent part", point.get("c_index_latent", nan))
+            row("2 face share", f"{label}: held-out r(attribute, lp_face)", point.get("r_lp_face", nan))
+            if "face_share" in point:
+                share = point["face_share"]
+                row("2 face share", f"{label}: face share of its direction", share, ">= 0.8", share >= 0.8)
         ceiling = true_direction_shares(plain, count, args.seed)
         row(
             "2 face share",

@@ -223,6 +223,7 @@ def _explain(
         from stylesurv.explain.pipeline import (
             ExplainOptions,
             explain_run,
+            face_share_meter,
             face_subspace_evaluation,
             find_face_subspace,
             remove_nuisance_evaluation,
@@ -246,8 +247,9 @@ def _explain(
         subspace = find_face_subspace(net, codes, shape, aligned, options)
         extra = {}
         if subspace is not None:
+            meter = face_share_meter(net, codes, shape, aligned, options)
             extra["face_subspace_refit"] = face_subspace_evaluation(
-                bundle, codes, Path(config.cohort), subspace, truth, seed=config.seed
+                bundle, codes, Path(config.cohort), subspace, truth, seed=config.seed, meter=meter
             )
         if config.explain.remove_nuisance:
             swapped = load_latents(counterfactual / "latents.npz") if counterfactual is not None else None

@@ -11,6 +11,7 @@ from stylesurv.explain.direction import health_direction
 from stylesurv.explain.pipeline import (
     ExplainOptions,
     explain_run,
+    face_share_meter,
     face_subspace_evaluation,
     find_face_subspace,
     held_out_health,
@@ -227,16 +228,38 @@ def test_face_subspace_refit_keeps_the_c_index_that_the_face_axis_carries(
 
     root, latents = fitted
     codes = latents.codes("w").astype(np.float64)
-    basis = np.zeros((1, 6))
-    basis[0, 0] = 1.0  # the true facial-risk axis
-    subspace = FaceSubspace(codes.mean(axis=0), basis, np.array([1.0]), 0.8, 6, 4, 1.0)
-    result = face_subspace_evaluation(root / "bundle", latents, root, subspace, root / "truth.csv", seed=0)
+    vectors = np.zeros((2, 6))
+    vectors[0, 0] = 1.0  # the true facial-risk axis, all of its change in the face
+    vectors[1, [1, 3]] = np.array([2.0, 1.0]) / np.sqrt(5.0)  # mostly the (confounded) background axis
+    subspace = FaceSubspace(codes.mean(axis=0), vectors[:1], np.array([1.0, 0.55]), vectors, 0.8, 6, 4, 1.0)
+    assert subspace.at(0.5).dim == 2 and subspace.at(0.99).dim == 1
+    metered: list[np.ndarray] = []
+
+    def meter(gradient: np.ndarray) -> dict[str, float]:  # the share of the gradient on the face axis
+        metered.append(gradient)
+        return {"face_share": float(gradient[0] ** 2 / np.sum(gradient**2))}
+
+    result = face_subspace_evaluation(
+        root / "bundle", latents, root, subspace, root / "truth.csv", seed=0, meter=meter
+    )
     assert result["dim"] == 1 and result["split"] == "truth.csv split column"
     # The face axis alone holds all the test-split signal (the background's is confounded, training only).
     assert result["c_index_face"] > max(result["c_index_all"], 0.65)
     assert result["c_index_rest"] < 0.56
     assert result["r_lp_face_face"] < -0.99
-    wrong = FaceSubspace(np.zeros(7), np.zeros((0, 7)), np.zeros(0), 0.8, 7, 4, 1.0)
+    assert result["face_share_face"] == pytest.approx(1.0) and result["face_share_all"] < 0.9
+    # The curve: at 0.5 the background axis joins and the confounded signal with it.
+    curve = {point["threshold"]: point for point in result["curve"]}
+    assert list(curve) == [0.5, 0.6, 0.7, 0.8, 0.9]
+    assert [point["dim"] for point in curve.values()] == [2, 1, 1, 1, 1]
+    assert curve[0.8]["c_index"] == result["c_index_face"] == curve[0.9]["c_index"]
+    assert curve[0.5]["c_index"] < curve[0.8]["c_index"] and curve[0.5]["face_share"] < 0.9
+    # Each refit is edited along its gradient inside the span its codes vary in (standardising the two
+    # coordinates of the second vector by their own SDs alone would tilt it out of the span).
+    outside = metered[0] - subspace.at(0.5).project(metered[0])
+    assert np.linalg.norm(outside) < 1e-9 * np.linalg.norm(metered[0])
+    assert np.allclose(subspace.project(metered[-1]), 0.0, atol=1e-12)  # "rest": outside the subspace
+    wrong = FaceSubspace(np.zeros(7), np.zeros((0, 7)), np.zeros(0), np.zeros((0, 7)), 0.8, 7, 4, 1.0)
     with pytest.raises(InputError, match="another latent space"):
         face_subspace_evaluation(root / "bundle", latents, root, wrong)
     # The report shows the subspace and the refits as they come out of the explain stage.
@@ -266,6 +289,31 @@ def test_face_subspace_refit_keeps_the_c_index_that_the_face_axis_carries(
     html = write_report(tmp_path / "run", no_photos=True)[0].read_text()
     assert "Does the signal live in the face?" in html and "the face subspace only" in html
     assert f"{result['c_index_face']:.3f}" in html and f"{result['c_index_rest']:.3f}" in html
+    assert "The price of a face-bound model" in html and f"{curve[0.5]['c_index']:.3f}" in html
+
+
+def test_face_share_meter_measures_an_edit_like_the_attribution(
+    fitted: tuple[Path, Latents], tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    from tests.explain.toys import region_mask
+
+    _, latents = fitted
+    gen = region_generator()
+    (tmp_path / "masks").mkdir()
+    for pid in latents.patient_id:
+        Image.fromarray(region_mask(gen.img_resolution)).save(tmp_path / "masks" / f"{pid}.png")
+    options = ExplainOptions(attribution_patients=8)
+    assert face_share_meter(gen, latents, (6,), tmp_path / "nowhere", options) is None
+    meter = face_share_meter(gen, latents, (6,), tmp_path, options)
+    assert meter is not None
+    # Code dim 1 paints the face in layer 0 (the other layers add faint noise everywhere); dim 0 the
+    # background; the share does not depend on the gradient's sign or length.
+    face = meter(np.eye(6)[1])
+    assert face["face_share"] > 0.8 and face["face_share_with_margin"] >= face["face_share"]
+    assert meter(-3.0 * np.eye(6)[1])["face_share"] == pytest.approx(face["face_share"], rel=1e-6)
+    assert meter(np.eye(6)[0])["face_share"] < 0.2
 
 
 def test_counterfactual_span_removes_the_confounded_background(fitted: tuple[Path, Latents]) -> None:

@@ -101,6 +101,7 @@ def explain(
     from stylesurv.explain.pipeline import (
         ExplainOptions,
         explain_run,
+        face_share_meter,
         face_subspace_evaluation,
         find_face_subspace,
         remove_nuisance_evaluation,
@@ -142,7 +143,11 @@ def explain(
     shape = tuple(model.latent_direction().shape)
     subspace = find_face_subspace(gen, codes, shape, aligned, options) if aligned is not None else None
     if subspace is not None and cohort is not None:
-        extra["face_subspace_refit"] = face_subspace_evaluation(bundle, codes, cohort, subspace, truth, seed)
+        assert aligned is not None  # a subspace needs the masks
+        meter = face_share_meter(gen, codes, shape, aligned, options)
+        extra["face_subspace_refit"] = face_subspace_evaluation(
+            bundle, codes, cohort, subspace, truth, seed, meter=meter
+        )
     inputs = {"bundle": str(bundle), "generator": str(generator), "latents": str(latents)}
     summary = explain_run(
         model, gen, codes, out, aligned, truth, options, inputs=inputs, extra=extra, subspace=subspace

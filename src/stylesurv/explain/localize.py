@@ -23,6 +23,7 @@ reading.  Nothing here uses outcomes: the subspace depends only on codes, masks 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,9 @@ from stylesurv.invert.embed import FACE_LABEL
 DEFAULT_COMPONENTS = 256  # principal directions of the codes searched (96 % of the W+ code variance at 64 px)
 DEFAULT_PATIENTS = 16  # patients whose Jacobians are summed
 DEFAULT_THRESHOLD = 0.8  # pooled face share a direction needs to belong to the face subspace
+# Thresholds at which the model is refitted inside the face subspace: the C-index a model keeps when its
+# edits must stay ever more inside the face (explain.pipeline.face_subspace_evaluation).
+CURVE_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 ANALYSIS_RESOLUTION = 128  # images and masks are compared at most at this size (block-averaged)
 
 
@@ -48,6 +52,7 @@ class FaceSubspace:
     center: np.ndarray  # [D] mean code (flattened)
     basis: np.ndarray  # [m, D] orthonormal rows spanning the face subspace (m may be 0)
     shares: np.ndarray  # [k] pooled face share of each generalised eigenvector, descending
+    vectors: np.ndarray  # [k, D] the generalised eigenvectors in code coordinates, in the order of shares
     threshold: float
     n_components: int
     n_patients: int
@@ -56,6 +61,14 @@ class FaceSubspace:
     @property
     def dim(self) -> int:
         return int(len(self.basis))
+
+    def at(self, threshold: float) -> FaceSubspace:
+        """The same analysis cut at another face-share threshold (no new Jacobians)."""
+        if not 0.0 < threshold < 1.0:
+            raise InputError(f"the face-share threshold must lie between 0 and 1, got {threshold}")
+        return dataclasses.replace(
+            self, basis=span(self.vectors[self.shares >= threshold]), threshold=threshold
+        )
 
     def restrict(self, codes: np.ndarray) -> np.ndarray:
         """Codes [N, *shape] with only their face-subspace part left around the mean code."""
@@ -69,11 +82,15 @@ class FaceSubspace:
         flat = codes.reshape(len(codes), -1)
         return (flat - (flat - self.center) @ self.basis.T @ self.basis).reshape(codes.shape)
 
+    def project(self, vector: np.ndarray) -> np.ndarray:
+        """The part of a latent vector (a code's shape) that lies in the face subspace."""
+        flat = np.asarray(vector, dtype=np.float64).reshape(-1)
+        return (self.basis.T @ (self.basis @ flat)).reshape(np.shape(vector))
+
     def localize(self, direction: HealthDirection, codes: np.ndarray) -> tuple[HealthDirection | None, float]:
         """The direction projected onto the face subspace (standardised over ``codes``) and the cosine
         between the two; (None, 0) when the subspace is empty or (numerically) orthogonal to it."""
-        vector = direction.vector.reshape(-1)
-        inside = self.basis.T @ (self.basis @ vector)
+        inside = self.project(direction.vector).reshape(-1)
         norm = float(np.linalg.norm(inside))
         if norm < 1e-6:  # d is a unit vector: a smaller part is rounding noise of the basis
             return None, 0.0
@@ -171,9 +188,14 @@ def face_subspace(
     shares, vectors = eigh(face_gram, total_gram + ridge * np.eye(dim))
     order = np.argsort(shares)[::-1]
     shares, vectors = np.clip(shares[order], 0.0, 1.0), vectors[:, order]
-    chosen = vectors[:, shares >= threshold]
-    basis = np.zeros((0, directions.shape[1]))
-    if chosen.shape[1]:
-        q, _ = np.linalg.qr(directions.T @ chosen)
-        basis = q.T
-    return FaceSubspace(center, basis, shares, threshold, dim, len(rows), variance_share)
+    in_codes = (directions.T @ vectors).T  # [k, D]
+    basis = span(in_codes[shares >= threshold])
+    return FaceSubspace(center, basis, shares, in_codes, threshold, dim, len(rows), variance_share)
+
+
+def span(rows: np.ndarray) -> np.ndarray:
+    """Orthonormal rows [m, D] spanning the given rows [m, D] (an empty [0, D] for none)."""
+    if len(rows) == 0:
+        return np.zeros((0, rows.shape[1]))
+    q, _ = np.linalg.qr(rows.T)
+    return q.T

@@ -17,13 +17,15 @@ summary.json's ``attribution`` holds the strict face-mask shares (``health``, ``
 the face-with-contour-margin shares (``face_with_margin``) and, for W+, each layer group's part of the edit
 (``groups``); ``nuisance_orthogonal`` holds how much of d lay in the nuisance span and where the rest acts;
 ``face_subspace`` the face subspace's spectrum, the face-local direction's cosine with d and its shares, and
-``face_subspace_refit`` (when the caller has the outcomes) the model refitted inside and outside it.
+``face_subspace_refit`` (when the caller has the outcomes) the model refitted inside and outside it, and
+its ``curve``: the refit inside the subspace cut at several face-share thresholds, each with the measured
+face share of its own health direction.
 See attribution.py and nuisance.py for why.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +39,7 @@ from stylesurv.errors import InputError
 from stylesurv.explain.attribution import (
     attribute_regions,
     edit_shares,
+    face_margin_px,
     face_with_margin,
     load_masks,
     patient_file,
@@ -48,9 +51,18 @@ from stylesurv.explain.direction import (
     health_direction,
     pattern_direction,
 )
-from stylesurv.explain.edit import image_grid, render_edits, save_gif, save_png, symmetric_alphas
+from stylesurv.explain.edit import (
+    broadcast_ws,
+    image_grid,
+    render_edits,
+    save_gif,
+    save_png,
+    symmetric_alphas,
+    synthesize,
+)
 from stylesurv.explain.localize import (
     ANALYSIS_RESOLUTION,
+    CURVE_THRESHOLDS,
     DEFAULT_COMPONENTS,
     DEFAULT_PATIENTS,
     DEFAULT_THRESHOLD,
@@ -454,7 +466,8 @@ def refit_and_score(
     The attribute is the projection of the held-out codes on the refitted model's health direction,
     standardised over the training codes, so nothing about the held-out patients enters it.  For a linear
     model, ``c_index_face`` is the C-index of its latent part alone (the face's share of the linear
-    predictor; the same as ``c_index`` unless the model is adjusted for clinical covariates).
+    predictor; the same as ``c_index`` unless the model is adjusted for clinical covariates), and
+    ``gradient`` its latent direction (the risk's gradient in code space).
     """
     from stylesurv.survival.bundle import SurvivalBundle
     from stylesurv.survival.metrics import harrell_c
@@ -469,6 +482,7 @@ def refit_and_score(
     gradient = SurvivalBundle(inputs.kind, pipeline, model, 0.0, 1.0, {}).latent_direction()
     face_risk = np.asarray(test_data.codes).reshape(len(test), -1) @ gradient.reshape(-1)
     result["c_index_face"] = harrell_c(test_data.time, test_data.event, face_risk)
+    result["gradient"] = gradient
     if health is not None and np.any(gradient):  # a model that kept no latent feature has no direction
         for key, make in (("correlations", health_direction), ("pattern_correlations", pattern_direction)):
             direction = make(gradient, data.codes[train])
@@ -593,13 +607,48 @@ def remove_nuisance_evaluation(
 
 
 def _refit_fields(scored: dict[str, Any], label: str, latent_key: str) -> dict[str, float]:
-    """One refit's held-out C, latent-part C (named ``latent_key``) and r with lp_face, suffixed by label."""
-    out = {f"c_index_{label}": scored["c_index"]}
+    """One refit's held-out C, latent-part C (named ``latent_key``), r with lp_face and measured face
+    shares, suffixed by ``_label`` (bare names for an empty label)."""
+    suffix = f"_{label}" if label else ""
+    out = {f"c_index{suffix}": scored["c_index"]}
     if "c_index_face" in scored:
-        out[f"{latent_key}_{label}"] = scored["c_index_face"]
+        out[f"{latent_key}{suffix}"] = scored["c_index_face"]
     if "lp_face" in scored.get("correlations", {}):
-        out[f"r_lp_face_{label}"] = scored["correlations"]["lp_face"]
+        out[f"r_lp_face{suffix}"] = scored["correlations"]["lp_face"]
+    for key in ("face_share", "face_share_with_margin"):
+        if key in scored:
+            out[f"{key}{suffix}"] = scored[key]
     return out
+
+
+def face_share_meter(
+    generator: Any, latents: Latents, shape: tuple[int, ...], aligned_dir: str | Path, opts: ExplainOptions
+) -> Callable[[np.ndarray], dict[str, float]] | None:
+    """A function measuring where an edit along a latent gradient (``shape``, as the bundle's) changes the
+    image: the mean face share and face-with-margin share on the attribution sample, with the step of the
+    attribution (``opts.step_sd`` SDs of the direction's attribute over the cohort), so that its numbers
+    compare with d's.  None without masks."""
+    aligned = Path(aligned_dir)
+    if not (aligned / "masks").is_dir():
+        return None
+    ids = latents.patient_id
+    rows = attribution_rows(len(ids), opts)
+    masks, _ = load_masks(aligned, ids[rows].tolist(), generator.img_resolution)
+    wide = face_with_margin(masks, face_margin_px(masks.shape[-1]))
+    codes = codes_in_space(latents, shape)
+    render_codes = (latents.wplus if latents.wplus is not None else codes)[rows]
+    base = synthesize(generator, broadcast_ws(render_codes, generator.num_ws), opts.batch)
+
+    def measure(gradient: np.ndarray) -> dict[str, float]:
+        direction = health_direction(np.asarray(gradient).reshape(shape), codes)
+        offset = opts.step_sd * direction.scale * direction.vector
+        shares = edit_shares(generator, render_codes, offset, masks, wide, base=base, batch=opts.batch)
+        return {
+            "face_share": float(shares.mean["face"]),
+            "face_share_with_margin": float(shares.mean_face_margin),
+        }
+
+    return measure
 
 
 def face_subspace_evaluation(
@@ -610,12 +659,18 @@ def face_subspace_evaluation(
     truth_csv: str | Path | None = None,
     seed: int = 0,
     test_ids: Collection[str] | None = None,
+    meter: Callable[[np.ndarray], dict[str, float]] | None = None,
+    thresholds: Sequence[float] = CURVE_THRESHOLDS,
 ) -> dict[str, Any]:
     """Held-out C-index of the bundle's model refitted on all of the codes, on the codes restricted to the
     face subspace, and on the codes without it (the orthogonal complement: background, clothing, hair and
     whatever the generator entangles with them).  If the face subspace keeps the C-index, the model's signal
     is in the face.  With a synthetic world's truth, also the held-out correlation of each refitted model's
     health attribute with the true facial risk.  The split is as in :func:`held_out_split`.
+
+    ``curve`` repeats the face-subspace refit at each of ``thresholds`` (and the subspace's own): the price
+    in C-index of a model whose edits stay in the face.  ``meter`` (:func:`face_share_meter`) adds, per
+    refit, the measured face share of its health direction.
     """
     import dataclasses
 
@@ -633,15 +688,32 @@ def face_subspace_evaluation(
         "n_test": int(len(test)),
         "dim": subspace.dim,
     }
-    variants = {
-        "all": ("all of the codes", codes),
-        "face": ("the face subspace", subspace.restrict(codes)),
-        "rest": ("the codes without the face subspace", subspace.remove(codes)),
-    }
-    for label, (name, variant) in variants.items():
-        if label == "face" and subspace.dim == 0:
-            continue
+
+    def refit(name: str, variant: np.ndarray, part: Callable[[np.ndarray], np.ndarray]) -> dict[str, Any]:
+        """Refit on ``variant`` codes; the face share is measured along ``part`` of the gradient: the codes
+        vary only there, so the rest of it (what standardising each coordinate adds) changes no prediction
+        but would move the edit out of the variant's span."""
         info(f"refitting {inputs.kind} on the training split ({name})")
         scored = refit_and_score(inputs, dataclasses.replace(data, codes=variant), train, test, health, seed)
-        result.update(_refit_fields(scored, label, "c_index_latent"))
+        if meter is not None and "gradient" in scored:
+            gradient = part(scored["gradient"])
+            if np.any(gradient):
+                scored.update(meter(gradient))
+        return scored
+
+    curve = []
+    for threshold in sorted({*thresholds, subspace.threshold}):
+        cut = subspace.at(threshold)
+        if cut.dim == 0:
+            continue
+        scored = refit(f"the face subspace at {threshold:g}", cut.restrict(codes), cut.project)
+        curve.append({"threshold": threshold, "dim": cut.dim, **_refit_fields(scored, "", "c_index_latent")})
+        if threshold == subspace.threshold:
+            result.update(_refit_fields(scored, "face", "c_index_latent"))
+    rest = subspace.remove(codes)
+    whole = refit("all of the codes", codes, lambda g: g)
+    result.update(_refit_fields(whole, "all", "c_index_latent"))
+    outside = refit("the codes without the face subspace", rest, lambda g: g - subspace.project(g))
+    result.update(_refit_fields(outside, "rest", "c_index_latent"))
+    result["curve"] = curve
     return result

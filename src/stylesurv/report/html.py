@@ -508,8 +508,8 @@ FACE_REFIT_ROWS = (
 
 
 def face_subspace_section(found: Any, refit: Any, attribution: Any) -> dict[str, Any] | None:
-    """The face subspace: its size, the face-local direction's cosine with d and face share, and the model
-    refitted on the codes inside and outside it."""
+    """The face subspace: its size, the face-local direction's cosine with d and face share, the model
+    refitted on the codes inside and outside it, and the refits inside it at several thresholds."""
     if not isinstance(found, dict):
         return None
     threshold = _fmt(found.get("threshold"), 2)
@@ -547,14 +547,29 @@ def face_subspace_section(found: Any, refit: Any, attribution: Any) -> dict[str,
                         "c": _fmt(refit[f"c_index_{key}"]),
                         "latent_c": _fmt(refit.get(f"c_index_latent_{key}")),
                         "r": _fmt(refit.get(f"r_lp_face_{key}")),
+                        "share": _fmt(refit.get(f"face_share_{key}")),
                     }
                 )
+    curve = [
+        {
+            "threshold": _fmt(point.get("threshold"), 2),
+            "dim": _fmt(point.get("dim")),
+            "c": _fmt(point.get("c_index")),
+            "latent_c": _fmt(point.get("c_index_latent")),
+            "r": _fmt(point.get("r_lp_face")),
+            "share": _fmt(point.get("face_share")),
+        }
+        for point in ((refit.get("curve") or []) if isinstance(refit, dict) else [])
+        if isinstance(point, dict)
+    ]
     definition = found.get("definition")
     return {
         "rows": rows,
         "refit": table,
+        "curve": curve,
         "refit_info": refit if isinstance(refit, dict) else None,
-        "has_r": any(row["r"] != "–" for row in table),
+        "has_r": any(row["r"] != "–" for row in table + curve),
+        "has_share": any(row["share"] != "–" for row in table + curve),
         "definition": definition if isinstance(definition, str) else None,
     }
 
