@@ -52,6 +52,7 @@ from rich.console import Console
 from rich.table import Table
 
 from stylesurv.explain.direction import GROUP_RESOLUTIONS
+from stylesurv.invert.latents import Latents
 from stylesurv.pipeline import BASE_ENCODER, BASE_GENERATOR
 
 BACKGROUND_PROBES = ("background_value", "background_saturation", "background_hue_cos", "background_hue_sin",
@@ -83,6 +84,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--latent-only", action="store_true", help="explain CoxNet on the codes alone (not adjusted)"
     )
+    parser.add_argument(
+        "--space", choices=("", "styles"), default="",
+        help="latent features of the models: the W+ codes (default) or their StyleSpace channels",
+    )  # fmt: skip
     parser.add_argument(
         "--effects-beyond-face", action="store_true",
         help="worlds whose health factors also change the outline, neck and ears "
@@ -129,7 +134,12 @@ def run_world(root: Path, args: argparse.Namespace, resolution: int, confounded:
         finetune=FinetuneConfig(kimg=args.finetune_kimg, batch=16, freeze_d=4, aug="ada"),
         embed=EmbedConfig(space="wplus", steps=args.steps, batch=50),
         fit=FitConfig(
-            models=["coxnet", "adjusted"], clinical=list(ADJUSTERS), folds=5, repeats=1, permutations=0
+            models=["coxnet", "adjusted"],
+            clinical=list(ADJUSTERS),
+            folds=5,
+            repeats=1,
+            permutations=0,
+            space=args.space,
         ),
         explain=ExplainConfig(
             model="coxnet" if args.latent_only else "coxnet_adjusted",
@@ -184,7 +194,7 @@ def true_change_shares(
     return {**shares, "face_with_margin": float(np.nanmean(wide))}
 
 
-def true_direction_shares(folder: Path, patients: int, seed: int) -> dict[str, float]:
+def true_direction_shares(folder: Path, patients: int, seed: int, styles: bool) -> dict[str, float]:
     """Where the generator puts the change along the latent direction of the TRUE facial risk.
 
     A ridge probe of truth.csv's ``lp_face`` on the run's codes (the best linear read-out of the true facial
@@ -193,6 +203,7 @@ def true_direction_shares(folder: Path, patients: int, seed: int) -> dict[str, f
     """
     from stylesurv.explain.attribution import attribute_regions, load_masks
     from stylesurv.explain.direction import health_direction
+    from stylesurv.explain.edit import style_space_view
     from stylesurv.explain.nuisance import fit_probe
     from stylesurv.gan.checkpoint import load_generator
     from stylesurv.invert.latents import load_latents
@@ -201,6 +212,8 @@ def true_direction_shares(folder: Path, patients: int, seed: int) -> dict[str, f
     artifacts = read_run(folder / "run")
     generator = load_generator(artifacts.generator)
     latents = load_latents(artifacts.latents)
+    if styles:
+        latents, generator = style_space_view(latents, generator)
     codes = np.asarray(latents.wplus if latents.wplus is not None else latents.w, dtype=np.float64)
     truth = pd.read_csv(folder / "cohort" / "truth.csv", dtype={"patient_id": str}).set_index("patient_id")
     lp_face = truth.loc[latents.patient_id.tolist(), "lp_face"].to_numpy(dtype=np.float64)
@@ -217,6 +230,17 @@ def true_direction_shares(folder: Path, patients: int, seed: int) -> dict[str, f
     )
     assert found.face_margin is not None
     return {"face": found.health["face"], "face_with_margin": found.face_margin["health"], "r2_cv": r2}
+
+
+def as_fitted(latents: Latents, folder: Path, args: argparse.Namespace) -> Latents:
+    """The latents with the style codes of the run's generator when the models were fitted on styles."""
+    if args.space != "styles":
+        return latents
+    from stylesurv.gan.checkpoint import load_generator
+    from stylesurv.invert.latents import with_styles
+    from stylesurv.pipeline import read_run
+
+    return with_styles(latents, load_generator(read_run(folder / "run").generator).eval())
 
 
 def largest_cosine(probes: list[dict], names: tuple[str, ...]) -> tuple[float, str]:
@@ -241,7 +265,7 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
     test_ids = truth_b.loc[truth_b["split"] == "test", "patient_id"].tolist()
 
     # 1. held-out health attribute vs the true facial factors (the plain world)
-    latents_a = load_latents(plain / "run" / "embed" / "latents.npz")
+    latents_a = as_fitted(load_latents(plain / "run" / "embed" / "latents.npz"), plain, args)
     truth_a_csv = plain / "cohort" / "truth.csv"
     model, other = ("coxnet", "coxnet_adjusted") if args.latent_only else ("coxnet_adjusted", "coxnet")
     label = {"coxnet": "on the codes alone", "coxnet_adjusted": f"adjusted for {', '.join(ADJUSTERS)}"}
@@ -367,7 +391,7 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
             if "face_share" in point:
                 share = point["face_share"]
                 row("2 face share", f"{label}: face share of its direction", share, ">= 0.8", share >= 0.8)
-        ceiling = true_direction_shares(plain, count, args.seed)
+        ceiling = true_direction_shares(plain, count, args.seed, args.space == "styles")
         row(
             "2 face share",
             f"latent direction of the true lp_face (probe CV R^2 {ceiling['r2_cv']:.2f}): face",
@@ -390,7 +414,7 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
     # 4. confounded training split: C-index on the unconfounded test split, of the face part of the model
     # (the confounder acts on the codes; an adjusted model's clinical part is the same in both worlds and
     # would only dilute the comparison); the whole adjusted model's C-index next to it
-    latents_b = load_latents(confounded / "run" / "embed" / "latents.npz")
+    latents_b = as_fitted(load_latents(confounded / "run" / "embed" / "latents.npz"), confounded, args)
     reference = held["c_index_face_test"]
     for world, folder in (("plain", plain), ("confounded", confounded)):
         cv = json.loads((folder / "run" / "fit" / model / "cv_results.json").read_text())
@@ -402,8 +426,10 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
     from stylesurv.explain.counterfactual import embed_run_counterfactuals
 
     train_ids = truth_b.loc[truth_b["split"] == "train", "patient_id"].tolist()
-    swapped = embed_run_counterfactuals(
-        confounded / "run", train_ids, args.counterfactual_patients, args.seed
+    swapped = as_fitted(
+        embed_run_counterfactuals(confounded / "run", train_ids, args.counterfactual_patients, args.seed),
+        confounded,
+        args,
     )
     for source in ("truth", "photo", "counterfactual"):
         removal = remove_nuisance_evaluation(

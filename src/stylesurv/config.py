@@ -48,6 +48,9 @@ class FitConfig:
     repeats: int = 1
     permutations: int = 20  # outcome-shuffled CV reruns of the permutation test
     wplus_reduce: str = "groups"  # W+ codes as features: groups (layer-group means) | flatten
+    # latent features: "" = the embedded codes (embed.space); "styles" = the StyleSpace channels the run's
+    # generator makes from them (gan/stylespace.py: edits along the health direction stay more on the face)
+    space: str = ""
 
 
 NUISANCE_SOURCES = ("truth", "photo", "counterfactual")  # where --remove-nuisance takes its directions

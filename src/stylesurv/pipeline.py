@@ -184,7 +184,13 @@ def _counterfactual(
 
 
 def _fit(
-    latents: Path, cohort: Path, model: str, clinical: list[str], fusion: str, config: RunConfig
+    latents: Path,
+    cohort: Path,
+    model: str,
+    clinical: list[str],
+    fusion: str,
+    config: RunConfig,
+    generator: Path,
 ) -> Callable[[Path], None]:
     def build(out: Path) -> None:
         from stylesurv.console import console
@@ -196,8 +202,9 @@ def _fit(
             model=model,
             latents=latents if model != "clinical" else None,
             clinical=tuple(clinical),
-            space=config.embed.space,
+            space=config.fit.space or config.embed.space,
             wplus_reduce=config.fit.wplus_reduce,
+            generator=generator if config.fit.space == "styles" else None,
             folds=config.fit.folds,
             repeats=config.fit.repeats,
             seed=config.seed,
@@ -220,6 +227,7 @@ def _explain(
     config: RunConfig,
 ) -> Callable[[Path], None]:
     def build(out: Path) -> None:
+        from stylesurv.explain.edit import style_space_view
         from stylesurv.explain.pipeline import (
             ExplainOptions,
             explain_run,
@@ -234,7 +242,9 @@ def _explain(
 
         codes = load_latents(latents)
         model = load_bundle(bundle)
-        net = load_generator(generator)
+        net = base = load_generator(generator)
+        if model.spec.space == "styles":  # edits and probes on style codes, rendered by a style generator
+            codes, net = style_space_view(codes, base)
         options = ExplainOptions(
             max_sd=config.explain.max_sd,
             attribution_patients=config.explain.attribution_patients,
@@ -253,6 +263,8 @@ def _explain(
             )
         if config.explain.remove_nuisance:
             swapped = load_latents(counterfactual / "latents.npz") if counterfactual is not None else None
+            if swapped is not None and model.spec.space == "styles":
+                swapped = style_space_view(swapped, base)[0]
             extra["remove_nuisance"] = remove_nuisance_evaluation(
                 bundle,
                 codes,
@@ -396,11 +408,14 @@ def run_pipeline(config: RunConfig) -> PipelineResult:
         fit_cfg = {**vars(config.fit), "model": kind, "clinical": clinical, "seed": config.seed}
         if fusion != "late":
             fit_cfg["fusion"] = fusion
+        fit_inputs = {"latents": latents, "clinical": clinical_csv}
+        if config.fit.space == "styles":
+            fit_inputs["generator"] = generator
         bundles[name] = stage(
             f"fit/{name}",
             fit_cfg,
-            {"latents": latents, "clinical": clinical_csv},
-            _fit(latents, cohort, kind, clinical, fusion, config),
+            fit_inputs,
+            _fit(latents, cohort, kind, clinical, fusion, config, generator),
         )
         result.metrics[name] = _headline(bundles[name])
 

@@ -45,6 +45,14 @@ def run(
         str | None,
         typer.Option("--clinical", help="Comma-separated clinical covariates (fusion, adjusted, clinical)."),
     ] = None,
+    space: Annotated[
+        str | None,
+        typer.Option(
+            "--space",
+            help="Latent features of the models: the embedded codes (default) or 'styles', the generator's "
+            "StyleSpace channels (health edits stay more on the face).",
+        ),
+    ] = None,
     remove_nuisance: Annotated[
         str | None,
         typer.Option(
@@ -85,6 +93,10 @@ def run(
         config.fit.clinical = [c.strip() for c in clinical.split(",") if c.strip()]
     if remove_nuisance is not None:
         config.explain.remove_nuisance = remove_nuisance
+    if space is not None:
+        if space not in ("", "styles"):
+            raise InputError(f"--space must be 'styles' (or empty for the embedded codes), got {space!r}")
+        config.fit.space = space
     if not config.cohort or not config.generator:
         raise InputError("give a config file or --cohort and --generator (and --out)")
     result = run_pipeline(config)

@@ -32,7 +32,14 @@ import torch
 from stylesurv.console import info, make_progress, warn
 from stylesurv.errors import InputError
 from stylesurv.explain.direction import HealthDirection, codes_in_space, health_direction
-from stylesurv.explain.edit import image_grid, render_edits, save_png, symmetric_alphas, to_uint8
+from stylesurv.explain.edit import (
+    image_grid,
+    render_edits,
+    save_png,
+    style_space_view,
+    symmetric_alphas,
+    to_uint8,
+)
 from stylesurv.faces.folder import SETTINGS_FILE, AlignOptions, align_photo, read_landmarks_csv
 from stylesurv.faces.mask import MaskShape, region_mask
 from stylesurv.faces.qc import QCThresholds
@@ -41,6 +48,7 @@ from stylesurv.invert.latents import Latents, load_latents, save_latents
 from stylesurv.pipeline import PRIMARY_MODELS, RunArtifacts, embed_networks, embed_settings, read_run
 from stylesurv.run import write_bytes_atomic, write_json_atomic, write_text_atomic
 from stylesurv.survival.bundle import OOF_RISK, SurvivalBundle, load_bundle
+from stylesurv.survival.data import LATENT_SPACES
 
 MEDIAN_GROUPS = ("low", "high")
 TERTILE_GROUPS = ("low", "intermediate", "high")
@@ -110,6 +118,7 @@ class Predictor:
     thresholds: RiskThresholds
     direction: HealthDirection | None  # None when no bundle of the run has a linear latent direction
     direction_model: str | None  # the bundle the direction comes from
+    direction_styles: bool  # the direction lies in style space (a bundle fitted on styles)
     w_std: float  # the projector's latent noise scale for this generator
 
     @property
@@ -161,17 +170,20 @@ def networks_of(run: RunArtifacts, generator: torch.nn.Module | None = None) -> 
 
 
 def _direction(
-    run: RunArtifacts, model_name: str, bundle: SurvivalBundle, cohort: Latents
-) -> tuple[HealthDirection | None, str | None]:
-    """The health direction of the chosen bundle if it is linear, else of the run's explain bundle."""
+    run: RunArtifacts, model_name: str, bundle: SurvivalBundle, cohort: Latents, generator: torch.nn.Module
+) -> tuple[HealthDirection | None, str | None, bool]:
+    """The health direction of the chosen bundle if it is linear, else of the run's explain bundle, and
+    whether it lies in style space."""
     candidates = [model_name, *(m for m in PRIMARY_MODELS if m in run.bundles and m != model_name)]
     for name in candidates:
         source = bundle if name == model_name else load_bundle(run.bundles[name])
-        if source.spec.space not in ("w", "wplus") or not source.model.is_linear:
+        if source.spec.space not in LATENT_SPACES or not source.model.is_linear:
             continue
         gradient = np.asarray(source.latent_direction(), dtype=np.float64)
-        return health_direction(gradient, codes_in_space(cohort, tuple(gradient.shape))), name
-    return None, None
+        styles = source.spec.space == "styles"
+        codes = style_space_view(cohort, generator)[0] if styles else cohort
+        return health_direction(gradient, codes_in_space(codes, tuple(gradient.shape))), name, styles
+    return None, None, False
 
 
 def load_predictor(run_dir: str | Path, model: str | None = None) -> Predictor:
@@ -204,7 +216,7 @@ def load_predictor(run_dir: str | Path, model: str | None = None) -> Predictor:
     if embedded_with and embedded_with != networks.generator_sha256:
         warn(f"{run.latents} was embedded with another generator than {run.generator}; codes may not compare")
     embed_config = embed_settings(run.config)
-    direction, direction_model = _direction(run, model_name, bundle, cohort)
+    direction, direction_model, direction_styles = _direction(run, model_name, bundle, cohort, generator)
     if direction is None:
         warn("no model of this run has a linear latent direction (coxnet, coxph): no health edits")
     return Predictor(
@@ -217,6 +229,7 @@ def load_predictor(run_dir: str | Path, model: str | None = None) -> Predictor:
         thresholds=risk_thresholds(run.bundles[model_name] / OOF_RISK),
         direction=direction,
         direction_model=direction_model,
+        direction_styles=direction_styles,
         w_std=w_std_estimate(generator, embed_config.project.w_avg_samples),
     )
 
@@ -396,10 +409,13 @@ def _score(predictor: Predictor, batch: list[PhotoPrediction], latents: Latents,
     survival = bundle.predict_survival_function(latents, images=images)
     direction = predictor.direction
     if direction is not None:
+        generator: torch.nn.Module = predictor.generator
+        if predictor.direction_styles:
+            latents, generator = style_space_view(latents, generator)
         health = direction.attribute(codes_in_space(latents, direction.shape))
         render = latents.wplus if latents.wplus is not None else latents.w
-        edits = render_edits(predictor.generator, render, direction, alphas, predictor.embed_config.batch)
-    elif bundle.spec.space in ("w", "wplus"):
+        edits = render_edits(generator, render, direction, alphas, predictor.embed_config.batch)
+    elif bundle.spec.space in LATENT_SPACES:
         health, edits = bundle.health_attribute(latents), None
     else:
         health, edits = np.full(len(batch), np.nan), None

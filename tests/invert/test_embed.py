@@ -54,6 +54,12 @@ def test_output_holds_usable_patients_codes_and_metrics(aligned, reference, tmp_
     assert np.isnan(latents.metrics["psnr_face"][~has_mask]).all()
     assert latents.meta["generator_sha256"] == SHA and latents.meta["space"] == "wplus"
     assert not work_folder(reference).exists()
+    # The style codes are those of the embedded W+ codes under the embedding generator, and round-trip.
+    from stylesurv.gan.stylespace import styles_from_codes
+
+    expected = styles_from_codes(tiny_generator(), latents.wplus)
+    np.testing.assert_allclose(latents.codes("styles"), expected, rtol=1e-5, atol=1e-6)
+    assert latents.subset(["P003", "P001"]).styles.tolist() == latents.styles[[3, 1]].tolist()
 
 
 def test_resume_after_interruption_gives_the_same_file(aligned, reference, tmp_path, monkeypatch) -> None:

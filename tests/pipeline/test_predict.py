@@ -227,3 +227,35 @@ def test_flagged_photo_is_refused_unless_allowed(
     assert refused.status == "low_resolution" and not refused.scored and "--allow-flagged" in refused.reason
     allowed = predict_photos(predictor, *args, allow_flagged=True).photos[0]
     assert allowed.status == "low_resolution" and allowed.scored and np.isfinite(allowed.risk)
+
+
+def test_style_space_bundle_scores_and_edits_in_style_space(tiny_run: TinyRun, tmp_path: Path) -> None:
+    import shutil
+
+    from stylesurv.gan.checkpoint import load_generator
+    from stylesurv.invert.latents import with_styles
+    from stylesurv.pipeline import read_run
+    from stylesurv.survival.bundle import fit_bundle
+    from stylesurv.survival.data import FeatureSpec, join_latents, read_cohort_table
+    from stylesurv.survival.models import ModelFactory
+
+    root = tmp_path / "run"
+    shutil.copytree(tiny_run.root, root)
+    generator = load_generator(read_run(root).generator).eval()
+    cohort = with_styles(load_latents(read_run(root).latents), generator)
+    data = join_latents(cohort, read_cohort_table(tiny_run.cohort), "styles")
+    coxnet = ModelFactory("coxnet", options={"alphas": [0.02]})
+    fit_bundle(data, FeatureSpec(space="styles", pca=8), coxnet, root / "fit" / "styles", folds=3)
+    predictor = load_predictor(root, "styles")
+    assert predictor.direction_model == "styles" and predictor.direction_styles
+    assert predictor.direction is not None and predictor.direction.shape == (cohort.styles.shape[1],)
+    p = predict_photos(predictor, [tiny_run.photo("S00")], tiny_run.landmarks).photos[0]
+    assert p.scored, p.error()
+    bundle = load_bundle(root / "fit" / "styles")
+    scored = with_styles(Latents(patient_id=np.array([p.name]), wplus=p.code[None]), generator)
+    np.testing.assert_allclose(p.risk, bundle.predict(scored)[0], rtol=1e-9)
+    expected = predictor.direction.attribute(scored.styles)[0]
+    assert p.health_attribute == pytest.approx(expected, rel=1e-9)
+    # The edits move the style code: its middle frame is the reconstruction, its ends differ.
+    assert np.abs(p.edits[2].astype(int) - p.reconstruction.astype(int)).max() <= 1
+    assert np.abs(p.edits[0].astype(int) - p.edits[2].astype(int)).mean() > 0.5

@@ -233,3 +233,31 @@ def test_demo_redraws_a_cohort_from_other_settings(tmp_path):
     # a cohort drawn before health effects were kept inside the face is redrawn
     write_world(make_world("cohort", 4, settings.seed, beyond_face=True), cohort, resolution=32)
     assert not _demo_cohort_ready(cohort, settings)
+
+
+def test_style_space_run_refits_and_explains_in_style_space(world, reference, tmp_path):
+    import dataclasses
+    import shutil
+
+    from stylesurv.gan.stylespace import style_dim
+    from stylesurv.survival.bundle import load_bundle
+
+    out, _ = reference
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    config = _config(world, copy)
+    config = dataclasses.replace(config, fit=dataclasses.replace(config.fit, space="styles"))
+    result = run_pipeline(config)
+    cached = {stage.name for stage in result.stages if stage.cached}
+    assert {"validate", "aligned", "finetune", "encoder", "embed"} <= cached
+    assert not cached & {"fit/coxnet", "explain"}  # new features: refitted and explained again
+    bundle = load_bundle(copy / "fit" / "coxnet")
+    generator = read_run(copy).generator
+    from stylesurv.gan.checkpoint import load_generator
+
+    dim = style_dim(load_generator(generator))
+    assert bundle.spec.space == "styles" and bundle.latent_direction().shape == (dim,)
+    summary = json.loads((copy / "explain" / "summary.json").read_text())
+    assert summary["space"] == "styles" and np.load(copy / "explain" / "direction.npy").shape == (dim,)
+    assert summary["attribution"]["n_patients"] > 0 and summary["face_subspace"]["n_components"] > 1
+    assert "face_subspace_refit" in summary and (copy / "report.html").stat().st_size > 10_000

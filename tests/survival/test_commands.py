@@ -125,3 +125,28 @@ def test_fit_command_cnn(cohort) -> None:
         == 0
     )
     assert load_bundle(cohort / "cnn").kind == "cnn"
+
+
+def test_fit_command_on_style_codes(cohort, capsys) -> None:
+    import torch
+
+    from stylesurv.gan.checkpoint import save_networks
+    from stylesurv.gan.networks import Generator
+    from stylesurv.gan.stylespace import style_dim
+
+    torch.manual_seed(0)
+    generator = Generator(
+        z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3,
+        mapping_kwargs={"num_layers": 1}, synthesis_kwargs={"channel_base": 64, "channel_max": 8},
+    )  # fmt: skip
+    save_networks(cohort / "G.safetensors", G_ema=generator)
+    latents = ["--latents", str(cohort / "latents.npz"), "--space", "styles"]
+    # W codes only: the styles must come from the generator that made the codes.
+    assert _fit(cohort, *latents, "--out", str(cohort / "none")) == 1
+    assert "no style codes" in capsys.readouterr().err
+    out = cohort / "styles"
+    assert _fit(cohort, *latents, "--generator", str(cohort / "G.safetensors"), "--out", str(out)) == 0
+    bundle = load_bundle(out)
+    assert bundle.spec.space == "styles" and bundle.latent_direction().shape == (style_dim(generator),)
+    # The styles are an affine image of the codes, so the signal on w[:, 0] is still found.
+    assert json.loads((out / "cv_results.json").read_text())["oof_harrell_c"] > 0.65

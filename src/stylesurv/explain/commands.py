@@ -98,6 +98,7 @@ def explain(
     if counterfactual is not None and not remove_nuisance:
         raise InputError("--counterfactual picks the nuisance directions of --remove-nuisance; add that flag")
     from stylesurv.console import console, info
+    from stylesurv.explain.edit import style_space_view
     from stylesurv.explain.pipeline import (
         ExplainOptions,
         explain_run,
@@ -122,7 +123,10 @@ def explain(
     )
     codes = load_latents(latents)
     model = load_bundle(bundle)
-    gen = load_generator(generator).eval()
+    gen = base = load_generator(generator).eval()
+    styles = model.spec.space == "styles"
+    if styles:  # edits, probes and the face subspace work on style codes, rendered by a style generator
+        codes, gen = style_space_view(codes, base)
     extra = {}
     if remove_nuisance and cohort is not None:
         swapped = None
@@ -130,6 +134,8 @@ def explain(
             from stylesurv.explain.counterfactual import embed_run_counterfactuals
 
             swapped = embed_run_counterfactuals(counterfactual, seed=seed)
+            if styles:
+                swapped = style_space_view(swapped, base)[0]
         extra["remove_nuisance"] = remove_nuisance_evaluation(
             bundle,
             codes,

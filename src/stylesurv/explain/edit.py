@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from stylesurv.explain.direction import HealthDirection
+from stylesurv.invert.latents import Latents
 from stylesurv.run import atomic_path
 
 
@@ -34,6 +35,23 @@ def broadcast_ws(codes: np.ndarray, num_ws: int) -> np.ndarray:
     if codes.ndim == 3 and codes.shape[1] == num_ws:
         return codes
     raise ValueError(f"codes of shape {codes.shape} do not fit a generator with num_ws={num_ws}")
+
+
+def style_space_view(latents: Latents, generator: Any) -> tuple[Latents, Any]:
+    """The latents as style codes (in ``w``, recomputed by ``generator``) and a generator that renders style
+    codes, so that a direction of a model fitted on styles is edited, measured and probed like a W one."""
+    from stylesurv.gan.stylespace import StyleSpaceGenerator
+    from stylesurv.invert.latents import with_styles
+
+    styled = with_styles(latents, generator)
+    view = Latents(
+        patient_id=styled.patient_id,
+        w=styled.styles,
+        styles=styled.styles,
+        metrics=dict(styled.metrics),
+        meta={**styled.meta, "space": "styles"},
+    )
+    return view, StyleSpaceGenerator(generator)
 
 
 def to_uint8(images: Any) -> np.ndarray:

@@ -190,7 +190,9 @@ def explain_run(
         "n_patients": len(ids),
         "model": str(getattr(bundle, "model_name", "")),
         "adjusted_for": list(getattr(bundle, "adjusted_for", ())),
-        "space": "w" if gradient.ndim == 1 else "wplus",
+        "space": "styles"
+        if latents.meta.get("space") == "styles"
+        else ("w" if gradient.ndim == 1 else "wplus"),
         "direction": direction.to_json(),
         "pattern": {
             **pattern.to_json(),
@@ -430,7 +432,7 @@ def refit_inputs(bundle_dir: str | Path, latents: Latents, cohort_dir: str | Pat
     any; late-fusion covariates are dropped), with the codes joined to the cohort's outcomes; an InputError
     for a bundle that was not fitted on latent codes."""
     from stylesurv.survival.bundle import load_bundle
-    from stylesurv.survival.data import FeatureSpec, join_latents, read_cohort_table
+    from stylesurv.survival.data import LATENT_SPACES, FeatureSpec, join_latents, read_cohort_table
     from stylesurv.survival.models import IMAGE_KINDS
 
     bundle = load_bundle(bundle_dir)
@@ -441,7 +443,7 @@ def refit_inputs(bundle_dir: str | Path, latents: Latents, cohort_dir: str | Pat
         pca=bundle.spec.pca,
         clinical=bundle.adjusted_for,
     )
-    if spec.space not in ("w", "wplus"):
+    if spec.space not in LATENT_SPACES:
         raise InputError(
             f"{bundle_dir}: refitting needs a model fitted on latent codes, not {bundle.model_name!r}"
         )

@@ -31,6 +31,7 @@ from stylesurv.console import make_progress, warn
 from stylesurv.errors import InputError
 from stylesurv.faces.qc import DEFAULT_USABLE
 from stylesurv.gan.dist import World, barrier, init_world
+from stylesurv.gan.stylespace import styles_from_codes
 from stylesurv.invert.encoder import Encoder, check_encoder_matches
 from stylesurv.invert.latents import Latents, load_latents, save_latents
 from stylesurv.invert.losses import LossWeights, LpipsVgg16, ReconstructionLoss
@@ -236,6 +237,7 @@ def embed_batch(
         patient_id=np.array(pids),
         w=codes.mean(axis=1),
         wplus=codes if config.project.space == "wplus" else None,
+        styles=styles_from_codes(G, codes),
         metrics=metrics,
     )
     return latents, result.images.detach().cpu()
@@ -386,9 +388,11 @@ def _merge(parts: list[Latents]) -> Latents:
         for name in names
     }
     has_wplus = parts[0].wplus is not None
+    has_styles = all(p.styles is not None for p in parts)  # parts embedded before styles were kept: none
     return Latents(
         patient_id=np.concatenate([p.patient_id for p in parts]),
         w=np.concatenate([p.w for p in parts]),
         wplus=np.concatenate([p.wplus for p in parts]) if has_wplus else None,
+        styles=np.concatenate([p.styles for p in parts]) if has_styles else None,  # type: ignore[misc]
         metrics=metrics,
     )

@@ -5,6 +5,7 @@ Layout (all arrays share the first axis N, in the order of ``patient_id``):
 - ``patient_id``  [N] unicode strings
 - ``w``           [N, w_dim] float32, present for space "w" (and as the layer mean for "wplus")
 - ``wplus``       [N, num_ws, w_dim] float32, present for space "wplus"
+- ``styles``      [N, D] float32, the StyleSpace codes of the rendered codes (gan/stylespace.py), optional
 - ``metric_<name>`` [N] float32 per-patient reconstruction metrics (mse, psnr, ssim, psnr_face, id_sim, ...)
 - ``meta``        0-d unicode JSON: space, generator sha256, steps, seed, format version, ...
 
@@ -35,6 +36,7 @@ class Latents:
     patient_id: np.ndarray  # [N] str
     w: np.ndarray | None = None  # [N, w_dim]
     wplus: np.ndarray | None = None  # [N, num_ws, w_dim]
+    styles: np.ndarray | None = None  # [N, D] per-channel styles of the generator that embedded them
     metrics: dict[str, np.ndarray] = field(default_factory=dict)  # name -> [N]
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -45,7 +47,8 @@ class Latents:
             raise ValueError("Latents need w, wplus or both")
         if self.w is None:
             self.w = self.wplus.mean(axis=1)  # type: ignore[union-attr]
-        for name, arr in [("w", self.w), ("wplus", self.wplus), *self.metrics.items()]:
+        fields = [("w", self.w), ("wplus", self.wplus), ("styles", self.styles), *self.metrics.items()]
+        for name, arr in fields:
             if arr is not None and len(arr) != n:
                 raise ValueError(f"latents field {name!r} has {len(arr)} rows for {n} patients")
         if len(set(self.patient_id.tolist())) != n:
@@ -59,8 +62,16 @@ class Latents:
         return "wplus" if self.wplus is not None else "w"
 
     def codes(self, space: str | None = None) -> np.ndarray:
-        """Codes in ``space`` ("w" [N, w_dim] or "wplus" [N, num_ws, w_dim]); default: the richest present."""
+        """Codes in ``space`` ("w" [N, w_dim], "wplus" [N, num_ws, w_dim] or "styles" [N, D]); default: the
+        richest W code present."""
         space = space or self.space
+        if space == "styles":
+            if self.styles is None:
+                raise InputError(
+                    "these latents hold no style codes; re-embed them (`stylesurv embed` writes them) or "
+                    "pass the generator that embedded them (--generator) so that they can be computed"
+                )
+            return self.styles
         arr = self.wplus if space == "wplus" else self.w
         if arr is None:
             raise InputError(f"these latents hold no {space!r} codes; re-embed with --space {space}")
@@ -77,9 +88,21 @@ class Latents:
             patient_id=self.patient_id[rows],
             w=None if self.w is None else self.w[rows],
             wplus=None if self.wplus is None else self.wplus[rows],
+            styles=None if self.styles is None else self.styles[rows],
             metrics={k: v[rows] for k, v in self.metrics.items()},
             meta=dict(self.meta),
         )
+
+
+def with_styles(latents: Latents, generator: Any) -> Latents:
+    """The latents with their style codes (re)computed from their W+ (or W) codes by ``generator``'s affine
+    maps: the styles always match the generator at hand."""
+    import dataclasses
+
+    from stylesurv.gan.stylespace import styles_from_codes
+
+    codes = latents.wplus if latents.wplus is not None else latents.w
+    return dataclasses.replace(latents, styles=styles_from_codes(generator, codes))
 
 
 def save_latents(path: str | os.PathLike[str], latents: Latents) -> None:
@@ -89,6 +112,8 @@ def save_latents(path: str | os.PathLike[str], latents: Latents) -> None:
         arrays["w"] = np.asarray(latents.w, dtype=np.float32)
     if latents.wplus is not None:
         arrays["wplus"] = np.asarray(latents.wplus, dtype=np.float32)
+    if latents.styles is not None:
+        arrays["styles"] = np.asarray(latents.styles, dtype=np.float32)
     for name, values in latents.metrics.items():
         arrays[f"metric_{name}"] = np.asarray(values, dtype=np.float32)
     meta = {**latents.meta, "format_version": FORMAT_VERSION}
@@ -116,6 +141,7 @@ def load_latents(path: str | os.PathLike[str]) -> Latents:
         patient_id=arrays["patient_id"],
         w=arrays.get("w"),
         wplus=arrays.get("wplus"),
+        styles=arrays.get("styles"),
         metrics=metrics,
         meta=meta,
     )

@@ -50,7 +50,7 @@ from stylesurv import __version__
 from stylesurv.errors import InputError
 from stylesurv.invert.latents import Latents
 from stylesurv.run import atomic_dir, write_json_atomic, write_safetensors_atomic, write_text_atomic
-from stylesurv.survival.data import FeaturePipeline, FeatureSpec, SurvivalData
+from stylesurv.survival.data import LATENT_SPACES, FeaturePipeline, FeatureSpec, SurvivalData
 from stylesurv.survival.models import (
     JOINT_KINDS,
     LateFusion,
@@ -95,14 +95,14 @@ class SurvivalBundle:
     def adjusted_for(self) -> tuple[str, ...]:
         """Clinical covariates fitted jointly with the latent features (so the latent coefficients are
         adjusted for them); empty for latent-only, late-fusion and clinical-only bundles."""
-        joint = self.spec.space in ("w", "wplus") and isinstance(self.model, LinearCox)
+        joint = self.spec.space in LATENT_SPACES and isinstance(self.model, LinearCox)
         return self.spec.clinical if joint else ()
 
     def _data(
         self, latents: Latents | None, clinical: pd.DataFrame | None, images: np.ndarray | None
     ) -> SurvivalData:
         spec = self.spec
-        if spec.space in ("w", "wplus") and latents is None:
+        if spec.space in LATENT_SPACES and latents is None:
             raise InputError(f"this {self.model_name} bundle needs latent codes")
         if spec.space == "image" and images is None:
             raise InputError("this CNN bundle scores aligned photos: pass images [N, 3, R, R] in [-1, 1]")
@@ -123,7 +123,7 @@ class SurvivalBundle:
             if missing:
                 raise InputError(f"no clinical covariates for patient(s) {', '.join(missing[:5])}")
             frame = table.loc[list(ids), list(spec.clinical)].reset_index(drop=True)
-        codes = latents.codes(spec.space) if latents is not None and spec.space in ("w", "wplus") else None
+        codes = latents.codes(spec.space) if latents is not None and spec.space in LATENT_SPACES else None
         return SurvivalData(
             patient_id=ids,
             time=np.ones(len(ids)),
@@ -168,7 +168,7 @@ class SurvivalBundle:
 
     def _latent_coef(self) -> np.ndarray:
         """Coefficients of the linear predictor on the latent feature block."""
-        if self.spec.space not in ("w", "wplus") or not self.model.is_linear:
+        if self.spec.space not in LATENT_SPACES or not self.model.is_linear:
             raise InputError(
                 f"a {self.model_name} bundle has no linear latent direction; fit coxnet or coxph (optionally "
                 "with --clinical) for one"
@@ -188,7 +188,7 @@ class SurvivalBundle:
 
     def health_attribute(self, latents: Latents) -> np.ndarray:
         """Per patient: how healthy the face looks to the model (higher = healthier); see the module doc."""
-        if self.spec.space in ("w", "wplus") and self.model.is_linear:
+        if self.spec.space in LATENT_SPACES and self.model.is_linear:
             coef = self._latent_coef()
             norm = float(np.linalg.norm(self.pipeline.latent_gradient(coef)))
             latent_risk = self.pipeline.latent_features(latents.codes(self.spec.space)) @ coef
@@ -320,6 +320,7 @@ def fit_files(
     tau: float | None = None,
     fusion: str = "late",
     l1_ratio: float | None = None,
+    generator: str | os.PathLike[str] | None = None,
 ) -> tuple[CVResults, SurvivalBundle]:
     """What ``stylesurv fit`` does, from files: read the cohort (and latents or photos), CV, write the bundle.
 
@@ -327,9 +328,10 @@ def fit_files(
     ``clinical`` becomes late fusion (``fusion`` "late") or, for coxnet and coxph, one Cox model on the codes
     and the covariates together with the covariates unpenalised (``fusion`` "joint": the latent coefficients,
     and so the health direction, are adjusted for the covariates).  ``l1_ratio`` sets CoxNet's elastic-net
-    mixing (default DEFAULT_L1_RATIO).  ``space`` defaults to the richest space
-    the latents hold; ``pca`` (0 = none) defaults per model (DEFAULT_PCA).  ``auc_times`` (days) and ``tau``
-    (Uno's C truncation) default to quantiles of the cohort's event times (see metrics.default_times).
+    mixing (default DEFAULT_L1_RATIO).  ``space`` defaults to the richest W space the latents hold; "styles"
+    fits on the StyleSpace channels, which ``generator`` computes from the codes (else the latents' own);
+    ``pca`` (0 = none) defaults per model (DEFAULT_PCA).  ``auc_times`` (days) and ``tau`` (Uno's C
+    truncation) default to quantiles of the cohort's event times (see metrics.default_times).
     """
     from stylesurv.console import info
     from stylesurv.invert.latents import load_latents
@@ -371,6 +373,12 @@ def fit_files(
         codes = load_latents(latents)
         extra["latents_sha256"] = sha256_file(latents)
         chosen = space or codes.space
+        if chosen == "styles" and generator is not None:
+            from stylesurv.gan.checkpoint import load_generator
+            from stylesurv.invert.latents import with_styles
+
+            codes = with_styles(codes, load_generator(generator).eval())
+            extra["generator_sha256"] = sha256_file(generator)
         k = DEFAULT_PCA[model] if pca is None else (pca or None)
         spec = FeatureSpec(space=chosen, wplus_reduce=wplus_reduce, pca=k, clinical=clinical)
         joined = ("fusion" if fusion == "late" else "joint") if clinical else None

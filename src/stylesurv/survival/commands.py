@@ -36,7 +36,16 @@ def fit(
         typer.Option("--l1-ratio", help="CoxNet elastic-net mixing: 1 lasso, near 0 ridge (default 0.1)."),
     ] = None,
     space: Annotated[
-        str | None, typer.Option("--space", help="w | wplus (default: the richest the latents hold).")
+        str | None,
+        typer.Option(
+            "--space",
+            help="w | wplus | styles (StyleSpace channels; edits can stay on the face) "
+            "(default: the richest W space the latents hold).",
+        ),
+    ] = None,
+    generator: Annotated[
+        Path | None,
+        typer.Option("--generator", help="With --space styles: the generator whose styles to fit on."),
     ] = None,
     wplus_reduce: Annotated[
         str, typer.Option("--wplus-reduce", help="W+ codes: flatten | groups (layer-group means).")
@@ -89,6 +98,7 @@ def fit(
         tau=tau,
         fusion=fusion,
         l1_ratio=l1_ratio,
+        generator=generator,
     )
     console.print(results.table())
     info(f"[green]✓[/green] bundle {bundle.model_name} written to {out}")

@@ -20,7 +20,8 @@ from stylesurv.console import warn
 from stylesurv.errors import InputError
 from stylesurv.invert.latents import Latents
 
-SPACES = ("w", "wplus", "none", "image")  # "none": clinical covariates only; "image": aligned photos (CNN)
+LATENT_SPACES = ("w", "wplus", "styles")  # codes: W, W+, or the StyleSpace channels (gan/stylespace.py)
+SPACES = (*LATENT_SPACES, "none", "image")  # "none": clinical covariates only; "image": aligned photos (CNN)
 WPLUS_REDUCTIONS = ("flatten", "groups")
 MISSING_LEVEL = "(missing)"
 
@@ -106,7 +107,7 @@ def join_latents(
         )
     ids = table["patient_id"].astype(str).to_numpy()
     codes = None
-    if space in ("w", "wplus"):
+    if space in LATENT_SPACES:
         if latents is None:
             raise InputError(f"space {space!r} needs a latents file (--latents)")
         known = set(latents.patient_id.tolist())
@@ -148,7 +149,7 @@ def check_outcomes(data: SurvivalData, min_patients: int = 10, min_events: int =
 class FeatureSpec:
     """Which features a model sees and how they are preprocessed (all fitted inside each training fold)."""
 
-    space: str = "w"  # w | wplus | none (clinical only) | image (aligned photos, CNN)
+    space: str = "w"  # w | wplus | styles | none (clinical only) | image (aligned photos, CNN)
     wplus_reduce: str = "flatten"  # W+ only: flatten all layers, or average contiguous layer groups
     layer_groups: int = 3  # W+ "groups": number of contiguous layer groups (coarse, middle, fine)
     pca: int | None = None  # principal components kept of the standardised codes; None keeps all
@@ -204,7 +205,7 @@ class FeaturePipeline:
     # fitting ----------------------------------------------------------------------------------------
     def fit(self, data: SurvivalData) -> FeaturePipeline:
         """Learn every preprocessing statistic from ``data`` (a training fold)."""
-        if self.spec.space in ("w", "wplus"):
+        if self.spec.space in LATENT_SPACES:
             self._fit_latent(self._codes(data))
         elif self.spec.space == "image":
             if data.images is None:
@@ -223,8 +224,8 @@ class FeaturePipeline:
             raise InputError(
                 "feature space 'wplus' needs W+ codes [N, num_ws, w_dim]; embed with --space wplus"
             )
-        if self.spec.space == "w" and codes.ndim != 2:
-            raise InputError("feature space 'w' needs W codes [N, w_dim]")
+        if self.spec.space in ("w", "styles") and codes.ndim != 2:
+            raise InputError(f"feature space {self.spec.space!r} needs flat codes [N, dim]")
         return codes
 
     def _reduce(self, codes: np.ndarray) -> np.ndarray:
@@ -278,7 +279,7 @@ class FeaturePipeline:
                 (data.images - self.image_mean[None, :, None, None]) / self.image_scale[None, :, None, None]
             ).astype(np.float32)
         parts = []
-        if self.spec.space in ("w", "wplus"):
+        if self.spec.space in LATENT_SPACES:
             codes = self._codes(data)
             if tuple(codes.shape[1:]) != self.latent_shape:
                 raise InputError(
@@ -317,14 +318,14 @@ class FeaturePipeline:
 
     @property
     def n_latent_features(self) -> int:
-        if self.spec.space not in ("w", "wplus"):
+        if self.spec.space not in LATENT_SPACES:
             return 0
         return len(self.latent_mean) if self.components is None else len(self.components)
 
     @property
     def feature_names(self) -> list[str]:
         names: list[str] = []
-        if self.spec.space in ("w", "wplus"):
+        if self.spec.space in LATENT_SPACES:
             prefix = "pc" if self.components is not None else "z"
             names += [f"{prefix}{i + 1}" for i in range(self.n_latent_features)]
         for col in self.spec.clinical:
