@@ -215,11 +215,7 @@ class CoxNet(LinearCox):
             kwargs.update(n_alphas=self.n_alphas, alpha_min_ratio=self.alpha_min_ratio)
         else:
             kwargs.update(alphas=alphas)
-        with warnings.catch_warnings():
-            # Features without signal (e.g. a refit on a narrow subspace) leave every coefficient at zero:
-            # a valid answer (no latent direction), which the callers check for.
-            warnings.filterwarnings("ignore", message="all coefficients are zero")
-            return CoxnetSurvivalAnalysis(**kwargs).fit(X, y)
+        return CoxnetSurvivalAnalysis(**kwargs).fit(X, y)
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> CoxNet:
         X = np.asarray(X, dtype=np.float64)
