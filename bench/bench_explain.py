@@ -89,6 +89,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="latent features of the models: the W+ codes (default) or their StyleSpace channels",
     )  # fmt: skip
     parser.add_argument(
+        "--face-bound", action="store_true",
+        help="also fit the face-bound models (fit on codes kept to the face subspace) and explain those",
+    )  # fmt: skip
+    parser.add_argument(
+        "--face-threshold", type=float, default=0.5, help="face-share threshold of the face-bound models"
+    )
+    parser.add_argument(
         "--effects-beyond-face", action="store_true",
         help="worlds whose health factors also change the outline, neck and ears "
         "(synth --effects-beyond-face)",
@@ -134,15 +141,17 @@ def run_world(root: Path, args: argparse.Namespace, resolution: int, confounded:
         finetune=FinetuneConfig(kimg=args.finetune_kimg, batch=16, freeze_d=4, aug="ada"),
         embed=EmbedConfig(space="wplus", steps=args.steps, batch=50),
         fit=FitConfig(
-            models=["coxnet", "adjusted"],
+            models=["coxnet", "adjusted"] + (["coxnet_face", "adjusted_face"] if args.face_bound else []),
             clinical=list(ADJUSTERS),
             folds=5,
             repeats=1,
             permutations=0,
             space=args.space,
+            face_threshold=args.face_threshold,
         ),
         explain=ExplainConfig(
-            model="coxnet" if args.latent_only else "coxnet_adjusted",
+            model=("coxnet" if args.latent_only else "coxnet_adjusted")
+            + ("_face" if args.face_bound else ""),
             attribution_patients=args.attribution_patients,
             random_directions=args.random_directions,
         ),
@@ -267,8 +276,14 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
     # 1. held-out health attribute vs the true facial factors (the plain world)
     latents_a = as_fitted(load_latents(plain / "run" / "embed" / "latents.npz"), plain, args)
     truth_a_csv = plain / "cohort" / "truth.csv"
+    suffix = "_face" if args.face_bound else ""
     model, other = ("coxnet", "coxnet_adjusted") if args.latent_only else ("coxnet_adjusted", "coxnet")
-    label = {"coxnet": "on the codes alone", "coxnet_adjusted": f"adjusted for {', '.join(ADJUSTERS)}"}
+    model, other = model + suffix, other + suffix
+    bound = f", face-bound at {args.face_threshold:g}" if args.face_bound else ""
+    label = {
+        "coxnet" + suffix: f"on the codes alone{bound}",
+        "coxnet_adjusted" + suffix: f"adjusted for {', '.join(ADJUSTERS)}{bound}",
+    }
     held = held_out_health(
         plain / "run" / "fit" / model, latents_a, plain / "cohort", truth_a_csv, args.seed, test_ids
     )
@@ -300,6 +315,20 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
     if not args.latent_only:
         row("1 attribute", "same, its face part alone", held["c_index_face_test"])
     row("1 attribute", "held-out C of the true lp_face (oracle)", oracle)
+    if args.face_bound:
+        free = model.removesuffix("_face")
+        held_free = held_out_health(
+            plain / "run" / "fit" / free, latents_a, plain / "cohort", truth_a_csv, args.seed, test_ids
+        )
+        row("1 attribute", f"{free} (not face-bound): held-out r(attribute, lp_face)",
+            held_free["correlations"].get("lp_face", float("nan")))  # fmt: skip
+        row("1 attribute", f"{free} (not face-bound): held-out C", held_free["c_index_test"])
+        if not args.latent_only:
+            row("1 attribute", f"{free} (not face-bound): same, its face part alone",
+                held_free["c_index_face_test"])  # fmt: skip
+        for name in (model, free):
+            cv = json.loads((plain / "run" / "fit" / name / "cv_results.json").read_text())
+            row("1 attribute", f"{name}: 5-fold CV C over all patients", cv["oof_harrell_c"])
 
     # 2. where the change happens
     attribution = explain.get("attribution")

@@ -51,6 +51,9 @@ class FitConfig:
     # latent features: "" = the embedded codes (embed.space); "styles" = the StyleSpace channels the run's
     # generator makes from them (gan/stylespace.py: edits along the health direction stay more on the face)
     space: str = ""
+    # face-bound models (entries of `models` ending in "_face", e.g. "adjusted_face"): the same model fitted
+    # on codes kept to the face subspace at this threshold (explain.localize; found without outcomes)
+    face_threshold: float = 0.5
 
 
 NUISANCE_SOURCES = ("truth", "photo", "counterfactual")  # where --remove-nuisance takes its directions

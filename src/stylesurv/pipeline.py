@@ -29,7 +29,13 @@ BASE_GENERATOR = ASSETS / "base_generator.safetensors"
 BASE_ENCODER = ASSETS / "base_encoder"
 # bundles whose latent direction the explain stage uses, first found first: the direction adjusted for the
 # clinical covariates when there is one (what the face shows beyond age and stage), else the latent-only one
-PRIMARY_MODELS = ("coxnet_adjusted", "coxph_adjusted", "coxnet", "coxph")
+# explained by default, the first one fitted: face-bound models first (a run lists them only when wanted)
+PRIMARY_MODELS = tuple(
+    f"{name}{suffix}"
+    for suffix in ("_face", "")
+    for name in ("coxnet_adjusted", "coxph_adjusted", "coxnet", "coxph")
+)
+FACE_SUFFIX = "_face"  # a fit.models entry with it is fitted on codes kept to the face subspace
 REMOVE_NUISANCE = ("", *NUISANCE_SOURCES)  # explain.remove_nuisance: off, or the source
 
 if TYPE_CHECKING:
@@ -191,6 +197,7 @@ def _fit(
     fusion: str,
     config: RunConfig,
     generator: Path,
+    face_subspace: Path | None = None,
 ) -> Callable[[Path], None]:
     def build(out: Path) -> None:
         from stylesurv.console import console
@@ -211,8 +218,44 @@ def _fit(
             n_permutations=config.fit.permutations,
             fusion=fusion,
             l1_ratio=config.fit.l1_ratio,
+            face_subspace=face_subspace,
+            face_threshold=config.fit.face_threshold,
         )
         console.print(results.table())
+
+    return build
+
+
+SUBSPACE_FILE = "face_subspace.npz"
+
+
+def _face_subspace(
+    generator: Path, latents: Path, aligned: Path, config: RunConfig
+) -> Callable[[Path], None]:
+    """The face subspace of the codes the models are fitted on (no outcomes), for the face-bound models."""
+
+    def build(out: Path) -> None:
+        from stylesurv.explain.edit import style_space_view
+        from stylesurv.explain.localize import save_face_subspace
+        from stylesurv.explain.pipeline import ExplainOptions, find_face_subspace
+        from stylesurv.gan.checkpoint import load_generator
+        from stylesurv.invert.latents import load_latents
+
+        codes = load_latents(latents)
+        net = load_generator(generator).eval()
+        space = config.fit.space or config.embed.space
+        if space == "styles":
+            codes, net = style_space_view(codes, net)
+        options = ExplainOptions(
+            attribution_patients=config.explain.attribution_patients,
+            face_patients=config.explain.face_patients,
+            seed=config.seed,
+        )
+        shape = tuple(codes.codes("w" if space in ("w", "styles") else "wplus").shape[1:])
+        found = find_face_subspace(net, codes, shape, aligned, options)
+        if found is None:
+            raise InputError(f"{aligned}/masks: face-bound models need the aligned photos' face masks")
+        save_face_subspace(out / SUBSPACE_FILE, found)
 
     return build
 
@@ -280,6 +323,7 @@ def _explain(
             net,
             codes,
             out,
+            inputs={"bundle": str(bundle), "generator": str(generator), "latents": str(latents)},
             aligned_dir=aligned,
             truth_csv=truth,
             options=options,
@@ -402,6 +446,22 @@ def run_pipeline(config: RunConfig) -> PipelineResult:
     )
     latents = embed_dir / "latents.npz"
 
+    face_subspace = None
+    if any(model.endswith(FACE_SUFFIX) for model in config.fit.models):
+        subspace_cfg = {
+            "space": config.fit.space or config.embed.space,
+            "patients": config.explain.face_patients,
+            "attribution_patients": config.explain.attribution_patients,
+            "seed": config.seed,
+        }
+        subspace_inputs = {"generator": generator, "latents": latents, "aligned": aligned}
+        face_subspace = stage(
+            "face_subspace",
+            subspace_cfg,
+            subspace_inputs,
+            _face_subspace(generator, latents, aligned, config),
+        )
+
     bundles: dict[str, Path] = {}
     for model in config.fit.models:
         name, kind, clinical, fusion = _model_plan(model, config)
@@ -411,11 +471,15 @@ def run_pipeline(config: RunConfig) -> PipelineResult:
         fit_inputs = {"latents": latents, "clinical": clinical_csv}
         if config.fit.space == "styles":
             fit_inputs["generator"] = generator
+        subspace = None
+        if model.endswith(FACE_SUFFIX):
+            assert face_subspace is not None
+            subspace = fit_inputs["face_subspace"] = face_subspace / SUBSPACE_FILE
         bundles[name] = stage(
             f"fit/{name}",
             fit_cfg,
             fit_inputs,
-            _fit(latents, cohort, kind, clinical, fusion, config, generator),
+            _fit(latents, cohort, kind, clinical, fusion, config, generator, subspace),
         )
         result.metrics[name] = _headline(bundles[name])
 
@@ -464,6 +528,14 @@ def _explained_bundle(bundles: dict[str, Path], chosen: str) -> Path | None:
 
 def _model_plan(model: str, config: RunConfig) -> tuple[str, str, list[str], str]:
     """(bundle name, model kind, clinical covariates, fusion) of an entry of ``config.fit.models``."""
+    if model.endswith(FACE_SUFFIX):
+        name, kind, clinical, fusion = _model_plan(model.removesuffix(FACE_SUFFIX), config)
+        if kind not in ("coxnet", "coxph", "deepsurv", "rsf", "gbsa") or fusion == "late" and clinical:
+            raise InputError(
+                f"fit.models entry {model!r}: only a model on latent codes (coxnet, coxph, deepsurv, rsf, "
+                "gbsa, adjusted) can be face-bound"
+            )
+        return name + FACE_SUFFIX, kind, clinical, fusion
     clinical = list(config.fit.clinical)
     if model in ("clinical", "adjusted") and not clinical:
         raise InputError(f"the {model} model needs clinical covariates: set fit.clinical / --clinical")

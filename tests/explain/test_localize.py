@@ -88,3 +88,24 @@ def test_coarser_masks_find_the_same_face_subspace() -> None:
     coarse = np.stack([region_mask(16)[::2, ::2]] * 6)  # 8 px masks for 16 px images
     subspace = face_subspace(gen, codes, coarse, np.arange(6), n_components=24)
     assert subspace.dim == 1 and abs(subspace.basis[0, _flat_index(FACE)]) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_saved_subspace_loads_back_and_cuts_at_any_threshold(tmp_path) -> None:
+    from stylesurv.explain.localize import load_face_subspace, save_face_subspace
+
+    subspace, _ = _subspace(0.8)
+    save_face_subspace(tmp_path / "face_subspace.npz", subspace)
+    loaded = load_face_subspace(tmp_path / "face_subspace.npz")
+    for name in ("center", "basis", "shares", "vectors"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(subspace, name), err_msg=name)
+    assert loaded.to_json() == subspace.to_json()
+    # Cutting the saved analysis at another threshold equals computing it there.
+    loose = load_face_subspace(tmp_path / "face_subspace.npz", 0.3)
+    direct, _ = _subspace(0.3)
+    assert loose.dim == direct.dim > 1
+    np.testing.assert_allclose(loose.basis.T @ loose.basis, direct.basis.T @ direct.basis, atol=1e-6)
+    with pytest.raises(InputError, match="not found"):
+        load_face_subspace(tmp_path / "missing.npz")
+    (tmp_path / "bad.npz").write_bytes(b"not an npz")
+    with pytest.raises(InputError, match="not a face subspace file"):
+        load_face_subspace(tmp_path / "bad.npz")

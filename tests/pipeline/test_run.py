@@ -246,18 +246,29 @@ def test_style_space_run_refits_and_explains_in_style_space(world, reference, tm
     copy = tmp_path / "run"
     shutil.copytree(out, copy)
     config = _config(world, copy)
-    config = dataclasses.replace(config, fit=dataclasses.replace(config.fit, space="styles"))
-    result = run_pipeline(config)
+    models = ["coxnet", "coxnet_face", "clinical"]
+    fit = dataclasses.replace(config.fit, space="styles", models=models, face_threshold=0.3)
+    result = run_pipeline(dataclasses.replace(config, fit=fit))
     cached = {stage.name for stage in result.stages if stage.cached}
     assert {"validate", "aligned", "finetune", "encoder", "embed"} <= cached
-    assert not cached & {"fit/coxnet", "explain"}  # new features: refitted and explained again
+    assert not cached & {"fit/coxnet", "face_subspace", "fit/coxnet_face", "explain"}  # new features
     bundle = load_bundle(copy / "fit" / "coxnet")
     generator = read_run(copy).generator
+    from stylesurv.explain.localize import load_face_subspace
     from stylesurv.gan.checkpoint import load_generator
 
     dim = style_dim(load_generator(generator))
     assert bundle.spec.space == "styles" and bundle.latent_direction().shape == (dim,)
+    assert bundle.restriction is None
+    # The face-bound model: fitted on style codes kept to the face subspace at 0.3; explained by default.
+    face = load_bundle(copy / "fit" / "coxnet_face")
+    subspace = load_face_subspace(copy / "face_subspace" / "face_subspace.npz", 0.3)
+    assert face.restriction is not None and face.restriction.basis.shape == (subspace.dim, dim)
+    d = np.load(copy / "explain" / "direction.npy").astype(np.float64)
+    np.testing.assert_allclose(face.restriction.project(d), d, atol=1e-5)
     summary = json.loads((copy / "explain" / "summary.json").read_text())
-    assert summary["space"] == "styles" and np.load(copy / "explain" / "direction.npy").shape == (dim,)
+    assert summary["space"] == "styles" and d.shape == (dim,)
+    assert summary["inputs"]["bundle"].endswith("coxnet_face")
     assert summary["attribution"]["n_patients"] > 0 and summary["face_subspace"]["n_components"] > 1
     assert "face_subspace_refit" in summary and (copy / "report.html").stat().st_size > 10_000
+    assert (copy / "explain" / "face_subspace.npz").is_file()

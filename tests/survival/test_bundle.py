@@ -153,3 +153,31 @@ def test_joint_bundle_adjusts_the_health_direction_for_its_covariates(tmp_path) 
     assert again.adjusted_for == ("age",)
     np.testing.assert_allclose(again.predict(latents, clinical), joint.predict(latents, clinical))
     np.testing.assert_allclose(again.latent_direction(), joint.latent_direction())
+
+
+def test_face_bound_bundle_sees_and_moves_only_its_subspace(tmp_path) -> None:
+    from stylesurv.survival.data import CodeRestriction
+
+    latents, data, _ = _cohort()
+    # A subspace holding the first risk coordinate (layer 0, dim 0) and a null one, not the second.
+    basis = np.zeros((2, NUM_WS * W_DIM))
+    basis[0, 0] = 1.0
+    basis[1, [1, 2]] = np.sqrt(0.5)
+    center = latents.wplus.reshape(N, -1).mean(axis=0).astype(np.float64)
+    restriction = CodeRestriction(center, basis)
+    factory = ModelFactory("coxnet", options=QUICK["coxnet"])
+    spec = FeatureSpec(space="wplus")
+    _, bundle = fit_bundle(data, spec, factory, tmp_path / "face", folds=2, seed=0, restriction=restriction)
+    assert bundle.restriction is not None
+    np.testing.assert_array_equal(bundle.restriction.basis, basis)  # stored in the bundle's arrays
+    # Scoring applies the restriction: moving a code outside the subspace changes nothing.
+    moved = latents.wplus.copy()
+    moved[:, 2, 3] += 5.0  # the second risk coordinate, outside the subspace
+    shifted = Latents(patient_id=latents.patient_id, wplus=moved)
+    np.testing.assert_allclose(bundle.predict(shifted), bundle.predict(latents), rtol=1e-12)
+    # The direction lies in the subspace and follows the first risk coordinate.
+    gradient = bundle.latent_direction().reshape(-1)
+    np.testing.assert_allclose(gradient, basis.T @ (basis @ gradient), atol=1e-12)
+    assert gradient[0] > 0 and abs(gradient[0]) > 5 * np.abs(gradient[1:]).max()
+    with pytest.raises(InputError, match="do not fit a subspace"):
+        restriction.apply(np.zeros((2, 5)))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,7 @@ from stylesurv.errors import InputError
 from stylesurv.explain.direction import HealthDirection, health_direction
 from stylesurv.explain.edit import broadcast_ws, synthesize
 from stylesurv.invert.embed import FACE_LABEL
+from stylesurv.survival.data import CodeRestriction
 
 DEFAULT_COMPONENTS = 256  # principal directions of the codes searched (96 % of the W+ code variance at 64 px)
 DEFAULT_PATIENTS = 16  # patients whose Jacobians are summed
@@ -70,11 +72,13 @@ class FaceSubspace:
             self, basis=span(self.vectors[self.shares >= threshold]), threshold=threshold
         )
 
+    def restriction(self) -> CodeRestriction:
+        """The codes kept to this subspace through the mean code (what a face-bound model is fitted on)."""
+        return CodeRestriction(self.center, self.basis)
+
     def restrict(self, codes: np.ndarray) -> np.ndarray:
         """Codes [N, *shape] with only their face-subspace part left around the mean code."""
-        codes = np.asarray(codes, dtype=np.float64)
-        flat = codes.reshape(len(codes), -1) - self.center
-        return (self.center + flat @ self.basis.T @ self.basis).reshape(codes.shape)
+        return self.restriction().apply(codes)
 
     def remove(self, codes: np.ndarray) -> np.ndarray:
         """Codes [N, *shape] with their face-subspace part taken out (the orthogonal complement)."""
@@ -84,8 +88,7 @@ class FaceSubspace:
 
     def project(self, vector: np.ndarray) -> np.ndarray:
         """The part of a latent vector (a code's shape) that lies in the face subspace."""
-        flat = np.asarray(vector, dtype=np.float64).reshape(-1)
-        return (self.basis.T @ (self.basis @ flat)).reshape(np.shape(vector))
+        return self.restriction().project(vector)
 
     def localize(self, direction: HealthDirection, codes: np.ndarray) -> tuple[HealthDirection | None, float]:
         """The direction projected onto the face subspace (standardised over ``codes``) and the cosine
@@ -199,3 +202,45 @@ def span(rows: np.ndarray) -> np.ndarray:
         return np.zeros((0, rows.shape[1]))
     q, _ = np.linalg.qr(rows.T)
     return q.T
+
+
+SUBSPACE_FIELDS = ("center", "basis", "shares", "vectors")
+
+
+def save_face_subspace(path: str | Path, subspace: FaceSubspace) -> None:
+    """Write a face subspace as NPZ (arrays and a JSON header; nothing that unpickles), atomically."""
+    import io
+    import json
+
+    from stylesurv.run import write_bytes_atomic
+
+    header = {k: v for k, v in subspace.to_json().items() if k != "shares"}
+    buffer = io.BytesIO()
+    arrays = {name: np.asarray(getattr(subspace, name), dtype=np.float64) for name in SUBSPACE_FIELDS}
+    np.savez(buffer, header=np.array(json.dumps(header)), **arrays)
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def load_face_subspace(path: str | Path, threshold: float | None = None) -> FaceSubspace:
+    """Read a face subspace written by :func:`save_face_subspace`, cut at ``threshold`` when given."""
+    import json
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        header = json.loads(str(arrays["header"]))
+        subspace = FaceSubspace(
+            center=arrays["center"],
+            basis=arrays["basis"].reshape(-1, arrays["center"].shape[0]),
+            shares=arrays["shares"],
+            vectors=arrays["vectors"].reshape(-1, arrays["center"].shape[0]),
+            threshold=float(header["threshold"]),
+            n_components=int(header["n_components"]),
+            n_patients=int(header["n_patients"]),
+            variance_share=float(header["variance_share"]),
+        )
+    except FileNotFoundError:
+        raise InputError(f"{path}: face subspace file not found (written by `stylesurv explain`)") from None
+    except (KeyError, ValueError, OSError) as exc:
+        raise InputError(f"{path}: not a face subspace file ({exc})") from None
+    return subspace if threshold is None else subspace.at(threshold)

@@ -11,6 +11,7 @@ Everything is written into one output folder, atomically (a killed run leaves th
     direction_orthogonal.npy  the direction with the nuisance probes' span projected out (with probes)
     direction_face_local.npy  the direction projected onto the face subspace (with --aligned; localize.py)
     edit_face_local.png       the mean face moved along the face-local direction
+    face_subspace.npz         the face subspace itself (`stylesurv fit --face-subspace`: a face-bound model)
     summary.json              every number above, the inputs and the options
 
 summary.json's ``attribution`` holds the strict face-mask shares (``health``, ``random_mean``, ``area``),
@@ -25,6 +26,7 @@ See attribution.py and nuisance.py for why.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -69,6 +71,7 @@ from stylesurv.explain.localize import (
     DEFAULT_THRESHOLD,
     FaceSubspace,
     face_subspace,
+    save_face_subspace,
 )
 from stylesurv.explain.nuisance import (
     Probe,
@@ -83,7 +86,7 @@ from stylesurv.invert.latents import Latents
 from stylesurv.run import write_bytes_atomic, write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:
-    from stylesurv.survival.data import FeatureSpec, SurvivalData
+    from stylesurv.survival.data import CodeRestriction, FeatureSpec, SurvivalData
     from stylesurv.survival.models import ModelFactory
 
 
@@ -262,6 +265,7 @@ def explain_run(
             if orthogonal is not None and orthogonal.direction is not None:
                 others["nuisance_orthogonal"] = orthogonal.direction
             if subspace is not None:
+                save_face_subspace(tmp / "face_subspace.npz", subspace)
                 local, cosine = subspace.localize(direction, codes)
                 summary["face_subspace"] = {
                     **subspace.to_json(),
@@ -419,6 +423,7 @@ class RefitInputs:
     spec: FeatureSpec  # latent features, and the clinical covariates of a joint (adjusted) bundle
     data: SurvivalData
     options: dict[str, Any] = field(default_factory=dict)  # model options the bundle chose (CoxNet l1_ratio)
+    restriction: CodeRestriction | None = None  # a face-bound bundle's subspace (data.codes are restricted)
 
     @property
     def factory(self) -> ModelFactory:
@@ -452,7 +457,10 @@ def refit_inputs(bundle_dir: str | Path, latents: Latents, cohort_dir: str | Pat
     params = bundle.meta.get("model", {}).get("params", {})
     options = {"l1_ratio": params["l1_ratio"]} if kind == "coxnet" and "l1_ratio" in params else {}
     table = read_cohort_table(cohort_dir)
-    return RefitInputs(kind, spec, join_latents(latents, table, spec.space, spec.clinical), options)
+    data = join_latents(latents, table, spec.space, spec.clinical)
+    if bundle.restriction is not None:  # a face-bound bundle: refits see its restricted codes, as it did
+        data = dataclasses.replace(data, codes=bundle.restriction.apply(data.codes))
+    return RefitInputs(kind, spec, data, options, bundle.restriction)
 
 
 def refit_and_score(
@@ -486,7 +494,9 @@ def refit_and_score(
     result: dict[str, Any] = {"c_index": harrell_c(test_data.time, test_data.event, risk)}
     if not model.is_linear:
         return result
-    gradient = SurvivalBundle(inputs.kind, pipeline, model, 0.0, 1.0, {}).latent_direction()
+    gradient = SurvivalBundle(
+        inputs.kind, pipeline, model, 0.0, 1.0, {}, inputs.restriction
+    ).latent_direction()
     face_risk = np.asarray(test_data.codes).reshape(len(test), -1) @ gradient.reshape(-1)
     result["c_index_face"] = harrell_c(test_data.time, test_data.event, face_risk)
     result["gradient"] = gradient
@@ -563,8 +573,6 @@ def remove_nuisance_evaluation(
     ``swapped`` (the same photos with background and clothing recoloured, embedded alike:
     `explain.counterfactual`), training patients only.
     """
-    import dataclasses
-
     source = source or ("truth" if truth_csv is not None else "photo")
     if source not in NUISANCE_SOURCES:
         raise InputError(f"the nuisance source must be one of {', '.join(NUISANCE_SOURCES)}, got {source!r}")
@@ -679,8 +687,6 @@ def face_subspace_evaluation(
     in C-index of a model whose edits stay in the face.  ``meter`` (:func:`face_share_meter`) adds, per
     refit, the measured face share of its health direction.
     """
-    import dataclasses
-
     inputs = refit_inputs(bundle_dir, latents, cohort_dir)
     data = inputs.data
     health, truth = _truth_tables(truth_csv)

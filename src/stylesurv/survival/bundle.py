@@ -37,6 +37,7 @@ a code from the training mean along the unit health direction ``-latent_directio
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ from stylesurv import __version__
 from stylesurv.errors import InputError
 from stylesurv.invert.latents import Latents
 from stylesurv.run import atomic_dir, write_json_atomic, write_safetensors_atomic, write_text_atomic
-from stylesurv.survival.data import LATENT_SPACES, FeaturePipeline, FeatureSpec, SurvivalData
+from stylesurv.survival.data import LATENT_SPACES, CodeRestriction, FeaturePipeline, FeatureSpec, SurvivalData
 from stylesurv.survival.models import (
     JOINT_KINDS,
     LateFusion,
@@ -82,6 +83,7 @@ class SurvivalBundle:
     risk_mean: float
     risk_sd: float
     meta: dict[str, Any]
+    restriction: CodeRestriction | None = None  # a face-bound model: codes kept to the face subspace
 
     @property
     def kind(self) -> str:
@@ -123,7 +125,7 @@ class SurvivalBundle:
             if missing:
                 raise InputError(f"no clinical covariates for patient(s) {', '.join(missing[:5])}")
             frame = table.loc[list(ids), list(spec.clinical)].reset_index(drop=True)
-        codes = latents.codes(spec.space) if latents is not None and spec.space in LATENT_SPACES else None
+        codes = self.codes(latents) if latents is not None and spec.space in LATENT_SPACES else None
         return SurvivalData(
             patient_id=ids,
             time=np.ones(len(ids)),
@@ -157,6 +159,11 @@ class SurvivalBundle:
         survival = self.model.predict_survival_function(self.pipeline.transform(data), times)
         return pd.DataFrame(survival, index=pd.Index(data.patient_id, name="patient_id"), columns=times)
 
+    def codes(self, latents: Latents) -> np.ndarray:
+        """The latents' codes as the model sees them: in its space, restricted when it is face-bound."""
+        codes = latents.codes(self.spec.space)
+        return codes if self.restriction is None else self.restriction.apply(codes)
+
     def event_times(self) -> np.ndarray:
         model = self.model
         if isinstance(model, LateFusion):
@@ -184,20 +191,23 @@ class SurvivalBundle:
         The Cox coefficients mapped back through PCA and standardisation; ``-d / |d|`` is the unit health
         direction.  Only for linear Cox-family bundles (coxnet, coxph, and their late fusion).
         """
-        return self.pipeline.latent_gradient(self._latent_coef())
+        gradient = self.pipeline.latent_gradient(self._latent_coef())
+        # A face-bound model's codes vary only in its subspace: the rest of the gradient predicts nothing
+        # and an edit along it would leave the subspace.
+        return gradient if self.restriction is None else self.restriction.project(gradient)
 
     def health_attribute(self, latents: Latents) -> np.ndarray:
         """Per patient: how healthy the face looks to the model (higher = healthier); see the module doc."""
         if self.spec.space in LATENT_SPACES and self.model.is_linear:
             coef = self._latent_coef()
             norm = float(np.linalg.norm(self.pipeline.latent_gradient(coef)))
-            latent_risk = self.pipeline.latent_features(latents.codes(self.spec.space)) @ coef
+            latent_risk = self.pipeline.latent_features(self.codes(latents)) @ coef
             return -latent_risk / (norm if norm > 0 else 1.0)
         if self.spec.space == "none":
             raise InputError("a clinical-only bundle has no health attribute of the face")
         if isinstance(self.model, LateFusion):
             assert self.model.image_ is not None
-            risk = self.model.image_.predict(self.pipeline.latent_features(latents.codes(self.spec.space)))
+            risk = self.model.image_.predict(self.pipeline.latent_features(self.codes(latents)))
             return -(risk - self.model.score_mean_) / self.model.score_scale_
         return -(self.predict(latents) - self.risk_mean) / self.risk_sd
 
@@ -210,14 +220,18 @@ def save_bundle(
     model_name: str,
     data: SurvivalData,
     extra: dict[str, Any],
+    restriction: CodeRestriction | None = None,
 ) -> None:
-    """Write model.json and arrays.safetensors for a pipeline + model fitted on ``data`` into ``out``."""
+    """Write model.json and arrays.safetensors for a pipeline + model fitted on ``data`` (restricted codes
+    for a face-bound model, whose ``restriction`` is stored with it) into ``out``."""
     features_config, features_arrays = pipeline.export()
     model_config, model_arrays = model.export()
     train_risk = model.predict(pipeline.transform(data))
     arrays = {f"features.{k}": v for k, v in features_arrays.items()} | {
         f"model.{k}": v for k, v in model_arrays.items()
     }
+    if restriction is not None:
+        arrays |= {"restriction.center": restriction.center, "restriction.basis": restriction.basis}
     arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
     doc = {
         "format": FORMAT,
@@ -256,6 +270,7 @@ def load_bundle(path: str | os.PathLike[str]) -> SurvivalBundle:
     def part(prefix: str) -> dict[str, np.ndarray]:
         return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
 
+    restricted = part("restriction.")
     return SurvivalBundle(
         model_name=doc["model_name"],
         pipeline=FeaturePipeline.restore(doc["features"], part("features.")),
@@ -263,6 +278,7 @@ def load_bundle(path: str | os.PathLike[str]) -> SurvivalBundle:
         risk_mean=float(doc["risk_mean"]),
         risk_sd=float(doc["risk_sd"]),
         meta=doc,
+        restriction=CodeRestriction(restricted["center"], restricted["basis"]) if restricted else None,
     )
 
 
@@ -279,8 +295,17 @@ def fit_bundle(
     extra: dict[str, Any] | None = None,
     auc_times: np.ndarray | None = None,
     tau: float | None = None,
+    restriction: CodeRestriction | None = None,
 ) -> tuple[CVResults, SurvivalBundle]:
-    """Nested CV, then a refit on all patients; writes the folder ``out`` atomically and loads it back."""
+    """Nested CV, then a refit on all patients; writes the folder ``out`` atomically and loads it back.
+
+    With a ``restriction`` (found without outcomes), every fold and the final model see the restricted codes
+    and the bundle keeps the restriction, so that it scores new codes the same way: a face-bound model.
+    """
+    if restriction is not None:
+        if data.codes is None:
+            raise InputError("a code restriction needs a model on latent codes")
+        data = dataclasses.replace(data, codes=restriction.apply(data.codes))
     name = {None: factory.kind, "clinical": "clinical", "joint": f"{factory.kind}|clinical"}.get(
         factory.clinical_kind, f"{factory.kind}+clinical"
     )
@@ -298,6 +323,7 @@ def fit_bundle(
             name,
             data,
             {"seed": seed, "folds": folds, "repeats": repeats, **(extra or {})},
+            restriction,
         )
     return results, load_bundle(out)
 
@@ -321,6 +347,8 @@ def fit_files(
     fusion: str = "late",
     l1_ratio: float | None = None,
     generator: str | os.PathLike[str] | None = None,
+    face_subspace: str | os.PathLike[str] | None = None,
+    face_threshold: float | None = None,
 ) -> tuple[CVResults, SurvivalBundle]:
     """What ``stylesurv fit`` does, from files: read the cohort (and latents or photos), CV, write the bundle.
 
@@ -332,6 +360,8 @@ def fit_files(
     fits on the StyleSpace channels, which ``generator`` computes from the codes (else the latents' own);
     ``pca`` (0 = none) defaults per model (DEFAULT_PCA).  ``auc_times`` (days) and ``tau`` (Uno's C
     truncation) default to quantiles of the cohort's event times (see metrics.default_times).
+    ``face_subspace`` (a face_subspace.npz of `stylesurv explain`, found in the same latent space, cut at
+    ``face_threshold`` when given) makes the model face-bound: fitted on codes kept to that subspace.
     """
     from stylesurv.console import info
     from stylesurv.invert.latents import load_latents
@@ -352,6 +382,9 @@ def fit_files(
         )
     table = read_cohort_table(cohort)
     extra: dict[str, Any] = {"cohort": str(cohort)}
+    restriction = None
+    if face_subspace is not None and model in ("clinical", "cnn"):
+        raise InputError(f"--face-subspace restricts latent codes; the {model} model has none")
     if model == "clinical":
         spec = FeatureSpec(space="none", clinical=clinical)
         factory = ModelFactory(kind="coxph", clinical_kind="clinical")
@@ -385,8 +418,25 @@ def fit_files(
         options = {"l1_ratio": l1_ratio} if model == "coxnet" and l1_ratio is not None else {}
         factory = ModelFactory(kind=model, clinical_kind=joined, options=options)
         data = join_latents(codes, table, chosen, clinical)
+        if face_subspace is not None:
+            from stylesurv.explain.localize import load_face_subspace
+
+            found = load_face_subspace(face_subspace, face_threshold)
+            if found.dim == 0:
+                raise InputError(
+                    f"{face_subspace}: no direction reaches the face-share threshold {found.threshold:g}; "
+                    "lower it (--face-threshold)"
+                )
+            restriction = found.restriction()
+            extra["face_subspace"] = {
+                "file": str(face_subspace),
+                "threshold": found.threshold,
+                "dim": found.dim,
+            }
     info(
         f"fitting {model} on {len(data)} patients ({int(data.event.sum())} events), features {spec.to_dict()}"
     )
     times = np.asarray(auc_times, dtype=np.float64) if auc_times else None
-    return fit_bundle(data, spec, factory, out, folds, repeats, seed, n_permutations, extra, times, tau)
+    return fit_bundle(
+        data, spec, factory, out, folds, repeats, seed, n_permutations, extra, times, tau, restriction
+    )

@@ -47,6 +47,20 @@ def fit(
         Path | None,
         typer.Option("--generator", help="With --space styles: the generator whose styles to fit on."),
     ] = None,
+    face_subspace: Annotated[
+        Path | None,
+        typer.Option(
+            "--face-subspace",
+            help="face_subspace.npz of `stylesurv explain` (same latent space): fit a face-bound model, on "
+            "codes kept to the directions whose image change stays in the face.",
+        ),
+    ] = None,
+    face_threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--face-threshold", help="With --face-subspace: its face-share threshold (default: its own)."
+        ),
+    ] = None,
     wplus_reduce: Annotated[
         str, typer.Option("--wplus-reduce", help="W+ codes: flatten | groups (layer-group means).")
     ] = "flatten",
@@ -99,6 +113,8 @@ def fit(
         fusion=fusion,
         l1_ratio=l1_ratio,
         generator=generator,
+        face_subspace=face_subspace,
+        face_threshold=face_threshold,
     )
     console.print(results.table())
     info(f"[green]✓[/green] bundle {bundle.model_name} written to {out}")
