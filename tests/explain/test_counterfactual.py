@@ -79,6 +79,13 @@ def test_basis_spans_the_code_changes() -> None:
     assert np.linalg.norm(basis[:, [3, 7]]) ** 2 == pytest.approx(2.0, abs=1e-6)  # span{e3, e7}
     assert counterfactual_basis(original, swapped, "w", energy=0.3).shape[0] == 1
     assert counterfactual_basis(original, swapped, "w", ids[:10].tolist(), energy=0.999).shape[0] == 2
+    # Within a subspace holding axis 7 and a mix of axes 3 and 5, only those parts of the changes count.
+    within = np.zeros((2, dim))
+    within[0, 7] = 1.0
+    within[1, [3, 5]] = np.sqrt(0.5)
+    inside = counterfactual_basis(original, swapped, "w", energy=0.999, within=within)
+    assert inside.shape == (2, dim)
+    np.testing.assert_allclose(inside @ within.T @ within, inside, atol=1e-9)  # it lies in the subspace
     with pytest.raises(InputError, match="in \\(0, 1\\]"):
         counterfactual_basis(original, swapped, "w", energy=0.0)
     with pytest.raises(InputError, match="at least two common patients"):

@@ -112,10 +112,13 @@ def counterfactual_basis(
     space: str,
     patient_ids: list[str] | None = None,
     energy: float = DEFAULT_ENERGY,
+    within: np.ndarray | None = None,
 ) -> np.ndarray:
     """Orthonormal [k, D] basis of the code changes ``swapped - original`` (codes of ``space`` flattened):
     their fewest principal directions (uncentred, so a common shift counts too) that hold ``energy`` of the
-    changes' squared length.  ``patient_ids`` limits the patients used (e.g. the training split)."""
+    changes' squared length.  ``patient_ids`` limits the patients used (e.g. the training split);
+    ``within`` (orthonormal rows [m, D], a face-bound model's subspace) keeps only the changes' part in it,
+    the part such a model sees."""
     if not 0.0 < energy <= 1.0:
         raise InputError(f"the share of the code changes to remove must be in (0, 1], got {energy}")
     known = set(original.patient_id.astype(str))
@@ -128,6 +131,8 @@ def counterfactual_basis(
     a = original.subset(np.array(common)).codes(space)
     b = swapped.subset(np.array(common)).codes(space)
     deltas = (np.asarray(b, dtype=np.float64) - np.asarray(a, dtype=np.float64)).reshape(len(common), -1)
+    if within is not None:
+        deltas = deltas @ within.T @ within
     _, s, vt = np.linalg.svd(deltas, full_matrices=False)
     total = float(np.sum(s**2))
     if total == 0.0:

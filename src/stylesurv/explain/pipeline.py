@@ -591,7 +591,10 @@ def remove_nuisance_evaluation(
     if source == "counterfactual":
         assert swapped is not None
         train_ids = [str(pid) for pid in ids[train]]
-        basis = counterfactual_basis(latents, swapped, inputs.spec.space, train_ids, counterfactual_energy)
+        within = None if inputs.restriction is None else inputs.restriction.basis
+        basis = counterfactual_basis(
+            latents, swapped, inputs.spec.space, train_ids, counterfactual_energy, within
+        )
         names = [f"counterfactual recolouring ({', '.join(SWAPPED_REGIONS)})"]
     else:
         if source == "truth":
