@@ -5,8 +5,11 @@ unaligned photos with their true landmarks, align, embed with the encoder and ``
 CoxNet with 5-fold CV on the codes alone and adjusted for age and stage (one Cox model, the clinical columns
 unpenalised: the pipeline's "adjusted" model, whose direction the explain stage uses), explain): the plain
 world, and the same patients with ``confounded`` backgrounds (the background follows the outcome in the 70 %
-training split only; the 30 % test patients render identically in both worlds).  ``--latent-only`` explains
-the CoxNet on the codes alone instead, as Hagag et al. do.  Then:
+training split only; the 30 % test patients render identically in both worlds).  As `stylesurv run` does
+by default, the models are fitted on the StyleSpace channels of the codes (``--space codes``: on the W+ codes)
+and the face-bound ones (the same models on codes kept to the face subspace at ``--face-threshold``) are
+explained (``--no-face-bound``: the models on all of the codes).  ``--latent-only`` explains the CoxNet on the
+codes alone instead of the adjusted one, as Hagag et al. do.  Then:
 
 1. health attribute vs the true facial risk (truth.csv ``lp_face``, and each facial factor) on held-out
    patients: the model refitted on the training split, the direction from its coefficients, the attribute of
@@ -85,12 +88,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--latent-only", action="store_true", help="explain CoxNet on the codes alone (not adjusted)"
     )
     parser.add_argument(
-        "--space", choices=("", "styles"), default="",
-        help="latent features of the models: the W+ codes (default) or their StyleSpace channels",
+        "--space", choices=("styles", "codes"), default="styles",
+        help="latent features of the models: StyleSpace channels (default, as `stylesurv run`) or W+ codes",
     )  # fmt: skip
     parser.add_argument(
-        "--face-bound", action="store_true",
-        help="also fit the face-bound models (fit on codes kept to the face subspace) and explain those",
+        "--no-face-bound", dest="face_bound", action="store_false",
+        help="explain the models on all of the codes, not the face-bound ones (`stylesurv run` explains)",
     )  # fmt: skip
     parser.add_argument(
         "--face-threshold", type=float, default=0.5, help="face-share threshold of the face-bound models"
@@ -146,7 +149,7 @@ def run_world(root: Path, args: argparse.Namespace, resolution: int, confounded:
             folds=5,
             repeats=1,
             permutations=0,
-            space=args.space,
+            space="" if args.space == "codes" else args.space,
             face_threshold=args.face_threshold,
         ),
         explain=ExplainConfig(

@@ -601,7 +601,7 @@ def demo_config(out: Path, settings: DemoSettings) -> RunConfig:
         finetune=FinetuneConfig(kimg=settings.finetune_kimg, batch=16, freeze_d=4, aug="ada"),
         embed=EmbedConfig(space="wplus", steps=settings.embed_steps, batch=50),
         fit=FitConfig(
-            models=["coxnet", "deepsurv", "fusion", "adjusted", "clinical"],
+            models=["coxnet", "deepsurv", "fusion", "adjusted", "adjusted_face", "clinical"],
             clinical=["age", "stage"],
             folds=5,
             repeats=1,

@@ -49,8 +49,8 @@ def run(
         str | None,
         typer.Option(
             "--space",
-            help="Latent features of the models: the embedded codes (default) or 'styles', the generator's "
-            "StyleSpace channels (health edits stay more on the face).",
+            help="Latent features of the models: 'styles' (default), the generator's StyleSpace channels "
+            "of the codes (health edits stay more on the face), or 'codes', the embedded codes as they are.",
         ),
     ] = None,
     remove_nuisance: Annotated[
@@ -94,9 +94,9 @@ def run(
     if remove_nuisance is not None:
         config.explain.remove_nuisance = remove_nuisance
     if space is not None:
-        if space not in ("", "styles"):
-            raise InputError(f"--space must be 'styles' (or empty for the embedded codes), got {space!r}")
-        config.fit.space = space
+        if space not in ("styles", "codes"):
+            raise InputError(f"--space must be 'styles' or 'codes', got {space!r}")
+        config.fit.space = "" if space == "codes" else space
     if not config.cohort or not config.generator:
         raise InputError("give a config file or --cohort and --generator (and --out)")
     result = run_pipeline(config)
