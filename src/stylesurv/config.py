@@ -49,8 +49,8 @@ class FitConfig:
     permutations: int = 20  # outcome-shuffled CV reruns of the permutation test
     wplus_reduce: str = "groups"  # W+ codes as features: groups (layer-group means) | flatten
     # latent features: "styles" = the StyleSpace channels the run's generator makes from the embedded codes
-    # (gan/stylespace.py: on the synthetic world, edits along the health direction stay twice as much on the
-    # face as in W+, at the same or better C-index: bench/bench_explain.py); "" = the embedded codes as they are
+    # (gan/stylespace.py: on the synthetic world, edits along the health direction stay twice as much on
+    # the face as in W+, at the same or better C-index: bench/bench_explain.py); "" = the embedded codes
     space: str = "styles"
     # face-bound models (entries of `models` ending in "_face", e.g. "adjusted_face"): the same model fitted
     # on codes kept to the face subspace at this threshold (explain.localize; found without outcomes)

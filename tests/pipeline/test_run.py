@@ -269,6 +269,8 @@ def test_style_space_run_refits_and_explains_in_style_space(world, reference, tm
     summary = json.loads((copy / "explain" / "summary.json").read_text())
     assert summary["space"] == "styles" and d.shape == (dim,)
     assert summary["inputs"]["bundle"].endswith("coxnet_face")
+    assert summary["face_bound"] == {"dim": subspace.dim, "threshold": 0.3}
+    assert f"kept to the {subspace.dim} directions" in (copy / "report.html").read_text()
     assert summary["attribution"]["n_patients"] > 0 and summary["face_subspace"]["n_components"] > 1
     assert "face_subspace_refit" in summary and (copy / "report.html").stat().st_size > 10_000
     assert (copy / "explain" / "face_subspace.npz").is_file()

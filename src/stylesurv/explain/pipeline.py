@@ -194,6 +194,7 @@ def explain_run(
         "n_patients": len(ids),
         "model": str(getattr(bundle, "model_name", "")),
         "adjusted_for": list(getattr(bundle, "adjusted_for", ())),
+        "face_bound": _face_bound(bundle),
         "space": "styles"
         if latents.meta.get("space") == "styles"
         else ("w" if gradient.ndim == 1 else "wplus"),
@@ -297,6 +298,15 @@ def explain_run(
         summary.update(extra or {})
         write_json_atomic(tmp / "summary.json", summary)
     return summary
+
+
+def _face_bound(bundle: Any) -> dict[str, Any] | None:
+    """How a face-bound bundle was restricted (directions kept, threshold); None for any other model."""
+    restriction = getattr(bundle, "restriction", None)
+    if restriction is None:
+        return None
+    found = getattr(bundle, "meta", {}).get("training", {}).get("face_subspace", {})
+    return {"dim": int(len(restriction.basis)), "threshold": found.get("threshold")}
 
 
 def _write_recons(folder: Path, chosen: list[str], images: np.ndarray) -> dict[str, str]:
