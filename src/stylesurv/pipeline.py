@@ -268,9 +268,11 @@ def _explain(
     truth: Path | None,
     counterfactual: Path | None,
     config: RunConfig,
+    face_subspace: Path | None = None,
 ) -> Callable[[Path], None]:
     def build(out: Path) -> None:
         from stylesurv.explain.edit import style_space_view
+        from stylesurv.explain.localize import load_face_subspace
         from stylesurv.explain.pipeline import (
             ExplainOptions,
             explain_run,
@@ -297,7 +299,12 @@ def _explain(
             seed=config.seed,
         )
         shape = tuple(model.latent_direction().shape)
-        subspace = find_face_subspace(net, codes, shape, aligned, options)
+        if (
+            face_subspace is not None
+        ):  # the face_subspace stage found it in the same codes, with the same options
+            subspace = load_face_subspace(face_subspace, config.explain.face_threshold)
+        else:
+            subspace = find_face_subspace(net, codes, shape, aligned, options)
         extra = {}
         if subspace is not None:
             meter = face_share_meter(net, codes, shape, aligned, options)
@@ -500,11 +507,14 @@ def run_pipeline(config: RunConfig) -> PipelineResult:
             explain_inputs["counterfactual"] = counterfactual
         if config.explain.remove_nuisance:
             explain_inputs["clinical"] = clinical_csv
+        subspace_file = None
+        if face_subspace is not None:
+            subspace_file = explain_inputs["face_subspace"] = face_subspace / SUBSPACE_FILE
         stage(
             "explain",
             {**vars(config.explain), "seed": config.seed},
             explain_inputs,
-            _explain(primary, generator, latents, aligned, truth, counterfactual, config),
+            _explain(primary, generator, latents, aligned, truth, counterfactual, config, subspace_file),
         )
 
     from stylesurv.report.html import write_report

@@ -186,6 +186,7 @@ def explain_run(
     attributes = attribute_table(latents, direction, codes)
     attributes["pattern_attribute"] = pattern.attribute(codes)
     ids = latents.patient_id
+    space = "styles" if latents.meta.get("space") == "styles" else ("w" if gradient.ndim == 1 else "wplus")
     # Faces are rendered from the richest codes (W+ when present), so reconstructions keep their detail.
     render_codes = latents.wplus if latents.wplus is not None else codes
     summary: dict[str, Any] = {
@@ -195,9 +196,7 @@ def explain_run(
         "model": str(getattr(bundle, "model_name", "")),
         "adjusted_for": list(getattr(bundle, "adjusted_for", ())),
         "face_bound": _face_bound(bundle),
-        "space": "styles"
-        if latents.meta.get("space") == "styles"
-        else ("w" if gradient.ndim == 1 else "wplus"),
+        "space": space,
         "direction": direction.to_json(),
         "pattern": {
             **pattern.to_json(),
