@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from stylesurv.explain.direction import HealthDirection
-from stylesurv.invert.latents import Latents
+from stylesurv.invert.latents import Latents, with_styles
 from stylesurv.run import atomic_path
 
 
@@ -41,7 +41,6 @@ def style_space_view(latents: Latents, generator: Any) -> tuple[Latents, Any]:
     """The latents as style codes (in ``w``, recomputed by ``generator``) and a generator that renders style
     codes, so that a direction of a model fitted on styles is edited, measured and probed like a W one."""
     from stylesurv.gan.stylespace import StyleSpaceGenerator
-    from stylesurv.invert.latents import with_styles
 
     styled = with_styles(latents, generator)
     view = Latents(

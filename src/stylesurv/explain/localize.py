@@ -83,8 +83,7 @@ class FaceSubspace:
     def remove(self, codes: np.ndarray) -> np.ndarray:
         """Codes [N, *shape] with their face-subspace part taken out (the orthogonal complement)."""
         codes = np.asarray(codes, dtype=np.float64)
-        flat = codes.reshape(len(codes), -1)
-        return (flat - (flat - self.center) @ self.basis.T @ self.basis).reshape(codes.shape)
+        return codes - (self.restrict(codes) - self.center.reshape(codes.shape[1:]))
 
     def project(self, vector: np.ndarray) -> np.ndarray:
         """The part of a latent vector (a code's shape) that lies in the face subspace."""
