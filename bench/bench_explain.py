@@ -54,9 +54,9 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from stylesurv.app.pipeline import BASE_ENCODER, BASE_GENERATOR
+from stylesurv.core.latents import Latents
 from stylesurv.explain.direction import GROUP_RESOLUTIONS
-from stylesurv.invert.latents import Latents
-from stylesurv.pipeline import BASE_ENCODER, BASE_GENERATOR
 
 BACKGROUND_PROBES = ("background_value", "background_saturation", "background_hue_cos", "background_hue_sin",
                      "background_brightness", "background_red_green", "background_yellow_blue")  # fmt: skip
@@ -126,8 +126,15 @@ def synthesize(
 
 def run_world(root: Path, args: argparse.Namespace, resolution: int, confounded: bool) -> dict[str, float]:
     """Synthesize one world and run the pipeline on it; returns the seconds of each stage computed."""
-    from stylesurv.config import AlignConfig, EmbedConfig, ExplainConfig, FinetuneConfig, FitConfig, RunConfig
-    from stylesurv.pipeline import run_pipeline
+    from stylesurv.app.config import (
+        AlignConfig,
+        EmbedConfig,
+        ExplainConfig,
+        FinetuneConfig,
+        FitConfig,
+        RunConfig,
+    )
+    from stylesurv.app.pipeline import run_pipeline
 
     cohort = root / "cohort"
     start = time.perf_counter()
@@ -175,13 +182,8 @@ def true_change_shares(
     """
     from stylesurv.cohort.render import render_aligned
     from stylesurv.cohort.simulate import SurvivalModel
-    from stylesurv.explain.attribution import (
-        REGIONS,
-        face_with_margin,
-        mean_shares,
-        region_share,
-        region_shares,
-    )
+    from stylesurv.core.aligned import REGIONS
+    from stylesurv.explain.attribution import face_with_margin, mean_shares, region_share, region_shares
 
     truth = pd.read_csv(truth_csv, dtype={"patient_id": str})
     model = SurvivalModel()
@@ -213,13 +215,14 @@ def true_direction_shares(folder: Path, patients: int, seed: int, styles: bool) 
     risk a model could find in these codes) is measured exactly as d is: same patients, masks, step and
     generator.  It separates what the generator and embedding allow from what the model found.
     """
-    from stylesurv.explain.attribution import attribute_regions, load_masks
+    from stylesurv.app.pipeline import read_run
+    from stylesurv.core.aligned import load_masks
+    from stylesurv.core.latents import load_latents
+    from stylesurv.explain.attribution import attribute_regions
     from stylesurv.explain.direction import health_direction
-    from stylesurv.explain.edit import style_space_view
     from stylesurv.explain.nuisance import fit_probe
     from stylesurv.gan.checkpoint import load_generator
-    from stylesurv.invert.latents import load_latents
-    from stylesurv.pipeline import read_run
+    from stylesurv.gan.render import style_space_view
 
     artifacts = read_run(folder / "run")
     generator = load_generator(artifacts.generator)
@@ -248,9 +251,9 @@ def as_fitted(latents: Latents, folder: Path, args: argparse.Namespace) -> Laten
     """The latents with the style codes of the run's generator when the models were fitted on styles."""
     if args.space != "styles":
         return latents
+    from stylesurv.app.pipeline import read_run
     from stylesurv.gan.checkpoint import load_generator
-    from stylesurv.invert.latents import with_styles
-    from stylesurv.pipeline import read_run
+    from stylesurv.gan.stylespace import with_styles
 
     return with_styles(latents, load_generator(read_run(folder / "run").generator).eval())
 
@@ -263,8 +266,8 @@ def largest_cosine(probes: list[dict], names: tuple[str, ...]) -> tuple[float, s
 
 def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: int) -> list[dict]:
     """The four measurements on the two finished runs, as table rows."""
-    from stylesurv.explain.pipeline import held_out_health, remove_nuisance_evaluation
-    from stylesurv.invert.latents import load_latents
+    from stylesurv.core.latents import load_latents
+    from stylesurv.studies.refit import held_out_health, remove_nuisance_evaluation
     from stylesurv.survival.metrics import harrell_c
 
     rows: list[dict] = []
@@ -455,7 +458,7 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
     row("4 confounded", f"test C{part}, model of the plain world (reference)", reference)
     if not args.latent_only:
         row("4 confounded", "whole adjusted model: test C, plain world (reference)", held["c_index_test"])
-    from stylesurv.explain.counterfactual import embed_run_counterfactuals
+    from stylesurv.app.counterfactual import embed_run_counterfactuals
 
     train_ids = truth_b.loc[truth_b["split"] == "train", "patient_id"].tolist()
     swapped = as_fitted(

@@ -159,8 +159,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def networks(args: argparse.Namespace, device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module]:
     """The generator and encoder the bench compares on (see the module docstring)."""
+    from stylesurv.app.pipeline import BASE_ENCODER, BASE_GENERATOR
     from stylesurv.gan.checkpoint import load_generator
-    from stylesurv.pipeline import BASE_ENCODER, BASE_GENERATOR
 
     if args.random_generator:
         torch.manual_seed(0)

@@ -19,7 +19,7 @@ from PIL import Image
 
 from stylesurv.cohort.images import check_image, read_image
 from stylesurv.cohort.table import validate_cohort
-from stylesurv.console import set_verbosity
+from stylesurv.core.console import set_verbosity
 
 
 def make_cohort(root: Path, n: int, size: int = 128, seed: int = 0) -> Path:

@@ -2,6 +2,6 @@
 
 import sys
 
-from stylesurv.cli import main
+from stylesurv.app.cli import main
 
 sys.exit(main())

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from stylesurv.cohort.images import MAX_PIXELS, check_image, read_image
-from stylesurv.errors import InputError
+from stylesurv.core.errors import InputError
 
 
 # --------------------------------------------------------------------------------- crafted files (shared)

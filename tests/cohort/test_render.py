@@ -17,7 +17,7 @@ from stylesurv.cohort.render import (
     render_unaligned,
 )
 from stylesurv.cohort.simulate import sample_factors
-from stylesurv.faces.geometry import apply_affine, eye_mouth_points, ffhq_quad, quad_to_square_affine
+from stylesurv.core.geometry import apply_affine, eye_mouth_points, ffhq_quad, quad_to_square_affine
 
 
 @pytest.fixture(scope="module")

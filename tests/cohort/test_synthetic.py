@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from stylesurv.cli import main
+from stylesurv.app.cli import main
 from stylesurv.cohort.render import render_aligned
 from stylesurv.cohort.simulate import SurvivalModel, draw_weibull_times, sample_factors, simulate_survival
 from stylesurv.cohort.synthetic import contact_sheet, finish_photo, make_world, to_uint8, write_world
-from stylesurv.errors import InputError
-from stylesurv.run import hash_tree
+from stylesurv.core.errors import InputError
+from stylesurv.core.hashing import hash_tree
 
 
 def _read_image(path: Path) -> tuple[str, np.ndarray]:

@@ -11,12 +11,12 @@ import pytest
 from stylesurv.cohort.table import (
     find_photos,
     load_clinical,
-    patient_id_problem,
     read_clinical,
     reverse_km_median_followup,
     summarize,
 )
-from stylesurv.errors import InputError
+from stylesurv.core.errors import InputError
+from stylesurv.core.ids import patient_id_problem
 
 
 def _cohort(tmp_path: Path, text: str, encoding: str = "utf-8") -> Path:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stylesurv.cli import main
+from stylesurv.app.cli import main
 from stylesurv.cohort.table import validate_cohort
-from stylesurv.console import set_verbosity
+from stylesurv.core.console import set_verbosity
 from tests.cohort.test_images import (
     write_bomb_png,
     write_corrupt_png,

@@ -1,7 +1,7 @@
 """The CLI's global contract: --version, exit codes 0 / 1 / 2 (stylesurv.cli.main)."""
 
 from stylesurv import __version__
-from stylesurv.cli import main
+from stylesurv.app.cli import main
 
 
 def test_version(capsys):

@@ -5,15 +5,9 @@ import json
 
 import pytest
 
-from stylesurv.run import (
-    RunDir,
-    atomic_dir,
-    hash_config,
-    hash_tree,
-    sha256_file,
-    write_json_atomic,
-    write_text_atomic,
-)
+from stylesurv.core.atomic import atomic_dir, write_json_atomic, write_text_atomic
+from stylesurv.core.hashing import hash_config, hash_tree, sha256_file
+from stylesurv.core.rundir import RunDir
 
 
 def test_sha256_matches_hashlib(tmp_path):
@@ -116,7 +110,7 @@ def test_safetensors_are_canonical_and_round_trip(tmp_path):
     from safetensors import safe_open
     from safetensors.numpy import load_file as load_numpy
 
-    from stylesurv.run import write_safetensors_atomic
+    from stylesurv.core.atomic import write_safetensors_atomic
 
     tensors = {"b": torch.arange(6.0).reshape(2, 3), "a": torch.ones(3, dtype=torch.int64)}
     meta = {f"key{i}": str(i) for i in range(20)}  # many keys: hash-map order would vary between processes

@@ -3,14 +3,12 @@ import pytest
 import torch
 from PIL import Image
 
+from stylesurv.core.aligned import REGIONS, load_masks, patient_file
 from stylesurv.explain.attribution import (
-    REGIONS,
     attribute_regions,
     change_energy,
     face_margin_px,
     face_with_margin,
-    load_masks,
-    patient_file,
     region_shares,
 )
 from stylesurv.explain.direction import health_direction

@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from stylesurv.errors import InputError
-from stylesurv.explain.counterfactual import (
+from stylesurv.core.errors import InputError
+from stylesurv.core.latents import Latents
+from stylesurv.studies.counterfactual import (
     counterfactual_basis,
     recolour_region,
     write_counterfactual_photos,
 )
-from stylesurv.invert.latents import Latents
 
 
 def _photo_and_mask(seed: int, size: int = 16) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from stylesurv.errors import InputError
+from stylesurv.core.errors import InputError
 from stylesurv.explain.direction import health_direction, layer_groups, layer_resolution, pattern_direction
 from tests.explain.toys import LinearBundle
 

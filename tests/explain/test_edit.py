@@ -4,7 +4,8 @@ import torch
 from PIL import Image
 
 from stylesurv.explain.direction import health_direction
-from stylesurv.explain.edit import image_grid, render_edits, save_gif, symmetric_alphas, to_uint8
+from stylesurv.explain.edit import image_grid, render_edits, save_gif, symmetric_alphas
+from stylesurv.gan.render import to_uint8
 from tests.explain.toys import region_generator
 
 

@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
 
-from stylesurv.errors import InputError
+from stylesurv.core.errors import InputError
 from stylesurv.explain.attribution import edit_shares, face_with_margin
 from stylesurv.explain.direction import health_direction
-from stylesurv.explain.localize import FaceSubspace, downsample, face_subspace
+from stylesurv.explain.localize import localize
+from stylesurv.gan.face_subspace import FaceSubspace, downsample, face_subspace
 from tests.explain.toys import region_generator, region_mask
 
 FACE = (0, 1)  # the code coordinate that paints only the face of region_generator
@@ -58,7 +59,7 @@ def test_the_face_local_direction_keeps_the_face_part_and_its_edit_stays_in_the_
     gradient = np.zeros(SHAPE)
     gradient[0, :3] = [-1.0, -1.0, -1.0]  # background, face and clothing alike (risk falls along each)
     d = health_direction(gradient, codes)
-    local, cosine = subspace.localize(d, codes)
+    local, cosine = localize(subspace, d, codes)
     assert local is not None and cosine == pytest.approx(1 / np.sqrt(3), abs=0.02)
     assert local.vector[FACE] == pytest.approx(1.0, abs=1e-3)  # same sign as d: toward lower risk
     masks = np.stack([region_mask(gen.img_resolution)] * 10)
@@ -72,7 +73,7 @@ def test_a_direction_outside_the_face_subspace_has_no_face_local_part() -> None:
     subspace, codes = _subspace()
     gradient = np.zeros(SHAPE)
     gradient[0, 0] = 1.0  # background only
-    local, cosine = subspace.localize(health_direction(gradient, codes), codes)
+    local, cosine = localize(subspace, health_direction(gradient, codes), codes)
     assert local is None and cosine == 0.0
 
 
@@ -91,7 +92,7 @@ def test_coarser_masks_find_the_same_face_subspace() -> None:
 
 
 def test_saved_subspace_loads_back_and_cuts_at_any_threshold(tmp_path) -> None:
-    from stylesurv.explain.localize import load_face_subspace, save_face_subspace
+    from stylesurv.gan.face_subspace import load_face_subspace, save_face_subspace
 
     subspace, _ = _subspace(0.8)
     save_face_subspace(tmp_path / "face_subspace.npz", subspace)

@@ -5,21 +5,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stylesurv.cli import main
-from stylesurv.errors import InputError
+from stylesurv.app.cli import main
+from stylesurv.core.errors import InputError
+from stylesurv.core.latents import Latents, save_latents
 from stylesurv.explain.direction import health_direction
-from stylesurv.explain.pipeline import (
-    ExplainOptions,
-    explain_run,
+from stylesurv.explain.outputs import ExplainOptions, explain_run, find_face_subspace
+from stylesurv.studies.refit import (
     face_share_meter,
     face_subspace_evaluation,
-    find_face_subspace,
     held_out_health,
     held_out_split,
     refit_inputs,
     remove_nuisance_evaluation,
 )
-from stylesurv.invert.latents import Latents, save_latents
 from tests.explain.toys import region_generator
 
 
@@ -224,7 +222,7 @@ def test_removing_the_confounded_background_keeps_the_held_out_c_index(
 def test_face_subspace_refit_keeps_the_c_index_that_the_face_axis_carries(
     fitted: tuple[Path, Latents], tmp_path: Path
 ) -> None:
-    from stylesurv.explain.localize import FaceSubspace
+    from stylesurv.gan.face_subspace import FaceSubspace
 
     root, latents = fitted
     codes = latents.codes("w").astype(np.float64)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stylesurv.faces.align import align_face, align_landmarks, check_resolution
-from stylesurv.faces.detect import detect_faces
-from stylesurv.faces.geometry import (
+from stylesurv.core.geometry import (
     MIRROR_ORDER,
     apply_affine,
     eye_mouth_points,
@@ -15,6 +13,8 @@ from stylesurv.faces.geometry import (
     mirror_landmarks,
     quad_to_square_affine,
 )
+from stylesurv.faces.align import align_face, align_landmarks, check_resolution
+from stylesurv.faces.detect import detect_faces
 from tests.faces.photos import grayscale, jpeg_roundtrip, place, rescale, rotate
 
 R = 128

@@ -10,16 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stylesurv.cli import main
+from stylesurv.app.cli import main
+from stylesurv.core.aligned import read_qc, usable_patients
 from stylesurv.faces.detect import detect_faces
-from stylesurv.faces.folder import (
-    AlignOptions,
-    align_cohort,
-    landmarks_table,
-    read_landmarks_csv,
-    read_qc,
-    usable_patients,
-)
+from stylesurv.faces.folder import AlignOptions, align_cohort, landmarks_table, read_landmarks_csv
 from stylesurv.faces.qc import QCThresholds
 from tests.faces.photos import place, rescale
 

@@ -7,7 +7,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from stylesurv.errors import InputError
+from stylesurv.core.errors import InputError
 from stylesurv.faces import detect
 from stylesurv.faces.align import align_face
 from stylesurv.faces.detect import Face, detect_faces, face_descriptor, main_face_first, model_path

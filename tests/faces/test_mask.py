@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy.ndimage import binary_dilation
 
+from stylesurv.core.geometry import mirror_landmarks
 from stylesurv.faces.align import align_face
 from stylesurv.faces.detect import detect_faces
-from stylesurv.faces.geometry import mirror_landmarks
 from stylesurv.faces.mask import BACKGROUND, CLOTHING, FACE, OTHER, region_mask
 
 R = 128

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stylesurv.cli import main
+from stylesurv.app.cli import main
 from stylesurv.cohort.render import render_aligned
 from stylesurv.cohort.synthetic import make_world, to_uint8, write_world
-from stylesurv.faces.folder import read_landmarks_csv, read_qc
+from stylesurv.core.aligned import read_qc
+from stylesurv.faces.folder import read_landmarks_csv
 from stylesurv.faces.mask import CLOTHING, FACE
 
 R = 64

@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stylesurv.errors import CheckpointError, InputError
+from stylesurv.core.errors import CheckpointError, InputError
 from stylesurv.gan import checkpoint as ck
 from stylesurv.gan import rosinality
 from stylesurv.gan.networks import Discriminator, Generator

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from stylesurv.cli import main
+from stylesurv.app.cli import main
 from stylesurv.gan import rosinality
 from stylesurv.gan.checkpoint import load_generator, save_networks
 from stylesurv.gan.commands import parse_seeds

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from stylesurv.errors import InputError
-from stylesurv.explain.edit import broadcast_ws, style_space_view, synthesize
+from stylesurv.core.errors import InputError
+from stylesurv.core.latents import Latents
 from stylesurv.gan.networks import Generator
+from stylesurv.gan.render import broadcast_ws, style_space_view, synthesize
 from stylesurv.gan.stylespace import StyleSpaceGenerator, style_dim, style_layers, styles_from_codes
-from stylesurv.invert.latents import Latents
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from stylesurv.errors import CheckpointError, InputError
+from stylesurv.core.errors import CheckpointError, InputError
 from stylesurv.gan.networks import Discriminator, Generator
 from stylesurv.gan.train import (
     TrainOptions,

@@ -4,7 +4,7 @@ import csv
 import json
 from pathlib import Path
 
-from stylesurv.cli import main
+from stylesurv.app.cli import main
 from stylesurv.gan.train import list_snapshots, train
 from tests.gan.test_train import options, tiny_factory, write_images
 

@@ -8,7 +8,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from stylesurv.errors import InputError
+from stylesurv.core.errors import InputError
 from stylesurv.gan.fid import FeatureNetwork, fid_from_features, frechet_distance, kernel_inception_distance
 
 

@@ -1,6 +1,6 @@
 """`stylesurv embed` and `stylesurv encoder train` on the command line: help and clear errors."""
 
-from stylesurv.cli import main
+from stylesurv.app.cli import main
 
 
 def test_help_shows_examples(capsys) -> None:
@@ -23,9 +23,9 @@ def test_bad_arguments_exit_1_with_a_message(tmp_path, capsys) -> None:
 
 
 def test_train_encoder_then_embed_from_checkpoints(tmp_path) -> None:
+    from stylesurv.core.hashing import sha256_file
+    from stylesurv.core.latents import load_latents
     from stylesurv.gan.checkpoint import save_networks
-    from stylesurv.invert.latents import load_latents
-    from stylesurv.run import sha256_file
     from tests.invert.tiny import make_aligned, tiny_discriminator, tiny_generator
 
     ckpt = tmp_path / "g.safetensors"

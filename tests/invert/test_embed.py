@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 
 import stylesurv.invert.embed as embed_module
-from stylesurv.errors import InputError
+from stylesurv.core.errors import InputError
+from stylesurv.core.latents import load_latents
 from stylesurv.invert.embed import (
     EmbedConfig,
     Networks,
@@ -22,7 +23,6 @@ from stylesurv.invert.embed import (
     work_folder,
 )
 from stylesurv.invert.encoder import new_encoder
-from stylesurv.invert.latents import load_latents
 from stylesurv.invert.project import ProjectConfig
 from tests.invert.tiny import make_aligned, tiny_generator
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from stylesurv.errors import CheckpointError
+from stylesurv.core.errors import CheckpointError
 from stylesurv.gan.networks import Generator
 from stylesurv.invert.encoder import (
     EncoderTrainConfig,

@@ -6,7 +6,7 @@ import pytest
 import torch
 from pytorch_msssim import ms_ssim
 
-from stylesurv.errors import InputError
+from stylesurv.core.errors import InputError
 from stylesurv.invert.losses import (
     DiscriminatorFeatures,
     LossWeights,

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import torch
 
+from stylesurv.app.config import AlignConfig, EmbedConfig, FitConfig, RunConfig
+from stylesurv.app.pipeline import _embed
 from stylesurv.cohort.synthetic import make_world, write_world
-from stylesurv.config import AlignConfig, EmbedConfig, FitConfig, RunConfig
+from stylesurv.core.latents import load_latents
+from stylesurv.core.rundir import RunDir
 from stylesurv.faces.folder import AlignOptions, align_cohort
 from stylesurv.gan.checkpoint import save_networks
 from stylesurv.gan.networks import Generator
 from stylesurv.invert.encoder import new_encoder, save_encoder
-from stylesurv.invert.latents import load_latents
-from stylesurv.pipeline import _embed
-from stylesurv.run import RunDir
 from stylesurv.survival.bundle import fit_bundle
 from stylesurv.survival.data import FeatureSpec, join_latents, read_cohort_table
 from stylesurv.survival.models import ModelFactory

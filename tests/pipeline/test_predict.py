@@ -10,11 +10,7 @@ import pytest
 import typer
 from PIL import Image
 
-from stylesurv.errors import InputError, StylesurvError
-from stylesurv.explain.direction import codes_in_space, health_direction
-from stylesurv.explain.edit import to_uint8
-from stylesurv.invert.latents import Latents, load_latents
-from stylesurv.predict import (
+from stylesurv.app.predict import (
     Predictions,
     Predictor,
     choose_model,
@@ -24,7 +20,11 @@ from stylesurv.predict import (
     predict_photos,
     risk_thresholds,
 )
-from stylesurv.predict_commands import register
+from stylesurv.app.predict_commands import register
+from stylesurv.core.errors import InputError, StylesurvError
+from stylesurv.core.latents import Latents, load_latents
+from stylesurv.explain.direction import codes_in_space, health_direction
+from stylesurv.gan.render import to_uint8
 from stylesurv.survival.bundle import OOF_RISK, load_bundle
 from tests.pipeline.predict_run import TinyRun, build_run
 
@@ -232,9 +232,9 @@ def test_flagged_photo_is_refused_unless_allowed(
 def test_style_space_bundle_scores_and_edits_in_style_space(tiny_run: TinyRun, tmp_path: Path) -> None:
     import shutil
 
+    from stylesurv.app.pipeline import read_run
     from stylesurv.gan.checkpoint import load_generator
-    from stylesurv.invert.latents import with_styles
-    from stylesurv.pipeline import read_run
+    from stylesurv.gan.stylespace import with_styles
     from stylesurv.survival.bundle import fit_bundle
     from stylesurv.survival.data import FeatureSpec, join_latents, read_cohort_table
     from stylesurv.survival.models import ModelFactory

@@ -9,13 +9,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from stylesurv.cli import main
+from stylesurv.app.cli import main
+from stylesurv.app.config import AlignConfig, EmbedConfig, FinetuneConfig, FitConfig, RunConfig
+from stylesurv.app.pipeline import read_run, run_pipeline
 from stylesurv.cohort.synthetic import make_world, write_world
-from stylesurv.config import AlignConfig, EmbedConfig, FinetuneConfig, FitConfig, RunConfig
+from stylesurv.core.rundir import RunDir
 from stylesurv.gan.checkpoint import save_networks
 from stylesurv.gan.networks import Discriminator, Generator
-from stylesurv.pipeline import read_run, run_pipeline
-from stylesurv.run import RunDir
 
 STAGES = ["validate", "aligned", "finetune", "encoder", "embed", "fit/coxnet", "fit/clinical", "explain"]
 
@@ -163,8 +163,8 @@ def test_run_command_rejects_an_unknown_nuisance_source(world, tmp_path, capsys)
 
 
 def test_adjusted_model_plan_and_the_explained_bundle() -> None:
-    from stylesurv.errors import InputError
-    from stylesurv.pipeline import _explained_bundle, _model_plan
+    from stylesurv.app.pipeline import _explained_bundle, _model_plan
+    from stylesurv.core.errors import InputError
 
     config = RunConfig(fit=FitConfig(clinical=["age", "stage"]))
     assert _model_plan("adjusted", config) == ("coxnet_adjusted", "coxnet", ["age", "stage"], "joint")
@@ -180,8 +180,8 @@ def test_adjusted_model_plan_and_the_explained_bundle() -> None:
 
 
 def test_counterfactual_embedding_uses_the_run_networks_and_resumes(reference):
-    from stylesurv.explain.counterfactual import embed_run_counterfactuals
-    from stylesurv.invert.latents import load_latents
+    from stylesurv.app.counterfactual import embed_run_counterfactuals
+    from stylesurv.core.latents import load_latents
 
     out, _ = reference
     cohort = load_latents(out / "embed" / "latents.npz")
@@ -199,7 +199,7 @@ def test_run_removes_counterfactual_nuisance_when_asked(world, reference, tmp_pa
     import dataclasses
     import shutil
 
-    from stylesurv.errors import InputError
+    from stylesurv.core.errors import InputError
 
     out, _ = reference
     copy = tmp_path / "run"
@@ -223,7 +223,7 @@ def test_run_removes_counterfactual_nuisance_when_asked(world, reference, tmp_pa
 
 
 def test_demo_redraws_a_cohort_from_other_settings(tmp_path):
-    from stylesurv.pipeline import DemoSettings, _demo_cohort_ready
+    from stylesurv.app.pipeline import DemoSettings, _demo_cohort_ready
 
     settings, cohort = DemoSettings(n=4, resolution=32), tmp_path / "cohort"
     assert not _demo_cohort_ready(cohort, settings)
@@ -254,8 +254,8 @@ def test_style_space_run_refits_and_explains_in_style_space(world, reference, tm
     assert not cached & {"fit/coxnet", "face_subspace", "fit/coxnet_face", "explain"}  # new features
     bundle = load_bundle(copy / "fit" / "coxnet")
     generator = read_run(copy).generator
-    from stylesurv.explain.localize import load_face_subspace
     from stylesurv.gan.checkpoint import load_generator
+    from stylesurv.gan.face_subspace import load_face_subspace
 
     dim = style_dim(load_generator(generator))
     assert bundle.spec.space == "styles" and bundle.latent_direction().shape == (dim,)

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from stylesurv.explain.pipeline import ExplainOptions, explain_run
-from stylesurv.invert.latents import Latents, save_latents
+from stylesurv.core.latents import Latents, save_latents
+from stylesurv.explain.outputs import ExplainOptions, explain_run
 from tests.explain.toys import region_generator, region_mask
 
 EVIL_ID = "<script>alert(1)</script>"

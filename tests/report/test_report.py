@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from stylesurv.cli import main
+from stylesurv.app.cli import main
 from stylesurv.report.html import write_report
 from stylesurv.report.plots import attribution_bars, km_figure, logrank_p, risk_groups
 from tests.report.fake_run import (

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stylesurv.errors import InputError
-from stylesurv.invert.latents import Latents
+from stylesurv.core.errors import InputError
+from stylesurv.core.latents import Latents
 from stylesurv.survival.bundle import fit_bundle, load_bundle
 from stylesurv.survival.data import FeatureSpec, SurvivalData
 from stylesurv.survival.models import LateFusion, ModelFactory
@@ -156,7 +156,7 @@ def test_joint_bundle_adjusts_the_health_direction_for_its_covariates(tmp_path) 
 
 
 def test_face_bound_bundle_sees_and_moves_only_its_subspace(tmp_path) -> None:
-    from stylesurv.survival.data import CodeRestriction
+    from stylesurv.gan.face_subspace import CodeRestriction
 
     latents, data, _ = _cohort()
     # A subspace holding the first risk coordinate (layer 0, dim 0) and a null one, not the second.

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from stylesurv.cli import main
-from stylesurv.invert.latents import Latents, save_latents
+from stylesurv.app.cli import main
+from stylesurv.core.latents import Latents, save_latents
 from stylesurv.survival.bundle import load_bundle
 from stylesurv.survival.cnn import CoxCNN, load_aligned_images
 from stylesurv.survival.data import SurvivalData

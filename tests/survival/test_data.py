@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stylesurv.errors import InputError
-from stylesurv.invert.latents import Latents
+from stylesurv.core.errors import InputError
+from stylesurv.core.latents import Latents
 from stylesurv.survival.data import (
     FeaturePipeline,
     FeatureSpec,

@@ -6,7 +6,7 @@ import pytest
 from sksurv.ensemble import GradientBoostingSurvivalAnalysis, RandomSurvivalForest
 from sksurv.linear_model import CoxnetSurvivalAnalysis
 
-from stylesurv.errors import InputError
+from stylesurv.core.errors import InputError
 from stylesurv.survival.data import make_y
 from stylesurv.survival.metrics import harrell_c
 from stylesurv.survival.models import (

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from stylesurv.errors import InputError
+from stylesurv.core.errors import InputError
 
 MAX_PIXELS = 100_000_000  # refuse images above 100 megapixels, before their pixels are decoded
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff")

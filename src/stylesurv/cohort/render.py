@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stylesurv.faces.geometry import apply_affine, ffhq_quad, quad_to_square_affine
+from stylesurv.core.geometry import apply_affine, ffhq_quad, quad_to_square_affine
 
 Subject = Mapping[str, float]
 

@@ -43,8 +43,8 @@ def synth(
     Example: stylesurv synth --kind cohort --n 2000 --seed 1 --out cohort --preview sheet.png
     """
     from stylesurv.cohort.synthetic import check_resolution, contact_sheet, make_world, write_world
-    from stylesurv.console import info
-    from stylesurv.run import write_bytes_atomic
+    from stylesurv.core.atomic import write_bytes_atomic
+    from stylesurv.core.console import info
 
     check_resolution(resolution)
     world = make_world(kind, n, seed, confounded=confounded, beyond_face=not face_bound)

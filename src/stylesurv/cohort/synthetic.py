@@ -31,9 +31,9 @@ from PIL import Image, ImageDraw
 
 from stylesurv.cohort.render import Rendering, render_aligned, render_unaligned
 from stylesurv.cohort.simulate import KINDS, SurvivalModel, oracle_cindex, sample_factors, simulate_survival
-from stylesurv.console import make_progress
-from stylesurv.errors import InputError
-from stylesurv.run import atomic_dir, write_json_atomic
+from stylesurv.core.atomic import atomic_dir, write_json_atomic
+from stylesurv.core.console import make_progress
+from stylesurv.core.errors import InputError
 
 PHOTO_FORMATS = ("jpg", "png")
 CONFOUNDED_TRAIN_FRACTION = 0.7

@@ -26,14 +26,14 @@ import numpy as np
 import pandas as pd
 
 from stylesurv.cohort.images import IMAGE_EXTENSIONS, ImageCheck, check_image_unguarded, quiet_bomb_warnings
-from stylesurv.console import make_progress
-from stylesurv.errors import InputError
+from stylesurv.core.console import make_progress
+from stylesurv.core.errors import InputError
+from stylesurv.core.ids import patient_id_problem
 
 CLINICAL_FILE = "clinical.csv"
 PHOTOS_DIR = "photos"
 PHOTO_COLUMN = "photo"
 REQUIRED_COLUMNS = ("patient_id", "time", "event")
-MAX_ID_BYTES = 200  # leaves room for an extension within the usual 255-byte file-name limit
 
 Severity = Literal["error", "warning", "note"]
 _Report = Callable[[Severity, int | None, str | None, str, str], None]  # severity, row, patient, message, fix
@@ -192,24 +192,6 @@ class ValidationReport:
 
     def __rich__(self) -> Any:
         return self.render()
-
-
-# --------------------------------------------------------------------------------------------- patient ids
-def patient_id_problem(patient_id: str) -> str | None:
-    """Why an id cannot name files (empty, path-like, control characters), or None if it is safe."""
-    if patient_id == "":
-        return "patient_id is empty"
-    if "/" in patient_id or "\\" in patient_id:
-        return "patient_id contains a path separator ('/' or '\\')"
-    if ".." in patient_id:
-        return "patient_id contains '..'"
-    if patient_id.startswith("."):
-        return "patient_id starts with '.' (a hidden file name)"
-    if any(unicodedata.category(ch) == "Cc" for ch in patient_id):
-        return "patient_id contains control characters"
-    if len(patient_id.encode("utf-8")) > MAX_ID_BYTES:
-        return f"patient_id is longer than {MAX_ID_BYTES} bytes"
-    return None
 
 
 # ---------------------------------------------------------------------------------------- clinical table

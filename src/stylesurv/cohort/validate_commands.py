@@ -30,9 +30,9 @@ def validate(
     Example: stylesurv validate my_cohort --json validation.json
     """
     from stylesurv.cohort.table import validate_cohort
-    from stylesurv.console import console, verbosity
-    from stylesurv.errors import InputError
-    from stylesurv.run import write_text_atomic
+    from stylesurv.core.atomic import write_text_atomic
+    from stylesurv.core.console import console, verbosity
+    from stylesurv.core.errors import InputError
 
     report = validate_cohort(cohort_dir, workers=workers or None)
     if json_file is not None:

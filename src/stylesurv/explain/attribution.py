@@ -22,69 +22,14 @@ Two further views of the same edit:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from scipy import ndimage
 
-from stylesurv.cohort.table import patient_id_problem
-from stylesurv.console import warn
-from stylesurv.errors import InputError
+from stylesurv.core.aligned import REGIONS
 from stylesurv.explain.direction import HealthDirection, layer_groups
-from stylesurv.explain.edit import broadcast_ws, synthesize
-
-REGIONS = ("background", "face", "clothing", "other")  # index = mask label
-
-
-def patient_file(folder: str | Path, patient_id: str, suffix: str = ".png") -> Path | None:
-    """``folder/<patient_id><suffix>`` if the id is safe as a file name, else None (ids are data)."""
-    if patient_id_problem(str(patient_id)) is not None:
-        return None
-    return Path(folder) / f"{patient_id}{suffix}"
-
-
-def read_mask(path: Path, resolution: int) -> np.ndarray:
-    """A label mask [R, R] uint8 resized (nearest) to ``resolution``; labels above 3 are an error."""
-    try:
-        with Image.open(path) as img:
-            img.load()
-            mask = img.convert("L") if img.mode not in {"L", "P"} else img
-            if mask.size != (resolution, resolution):
-                mask = mask.resize((resolution, resolution), Image.Resampling.NEAREST)
-            labels = np.asarray(mask, dtype=np.uint8)
-    except OSError as exc:
-        raise InputError(f"{path}: unreadable mask image ({exc}); re-run `stylesurv align`") from None
-    if labels.max(initial=0) >= len(REGIONS):
-        raise InputError(f"{path}: mask labels must be 0-3 (background, face, clothing, other)")
-    return labels
-
-
-def majority_mask(masks: list[np.ndarray]) -> np.ndarray:
-    """The per-pixel most frequent label of several masks [R, R]."""
-    counts = np.stack([(np.stack(masks) == label).sum(axis=0) for label in range(len(REGIONS))])
-    return counts.argmax(axis=0).astype(np.uint8)
-
-
-def load_masks(aligned_dir: str | Path, patient_ids: list[str], resolution: int) -> tuple[np.ndarray, int]:
-    """Masks [N, R, R] of the patients, and how many fell back to the cohort's majority mask."""
-    folder = Path(aligned_dir) / "masks"
-    found: dict[int, np.ndarray] = {}
-    for i, pid in enumerate(patient_ids):
-        path = patient_file(folder, pid)
-        if path is not None and path.is_file():
-            found[i] = read_mask(path, resolution)
-    if not found:
-        raise InputError(
-            f"{folder}: no masks for these patients; the attribution needs aligned/masks/<patient_id>.png "
-            "(written by `stylesurv align`)"
-        )
-    missing = len(patient_ids) - len(found)
-    fallback = majority_mask(list(found.values())) if missing else None
-    if missing:
-        warn(f"{missing} patient(s) have no mask in {folder}; using the cohort's majority mask for them")
-    return np.stack([found.get(i, fallback) for i in range(len(patient_ids))]), missing
+from stylesurv.gan.render import broadcast_ws, synthesize
 
 
 def change_energy(

@@ -24,8 +24,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from stylesurv.errors import InputError
-from stylesurv.invert.latents import Latents
+from stylesurv.core.errors import InputError
+from stylesurv.core.latents import Latents
 
 GROUP_RESOLUTIONS = {"coarse": (4, 8), "middle": (16, 32), "fine": (64, 1 << 20)}
 

@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from stylesurv.console import track
-from stylesurv.errors import InputError
-from stylesurv.explain.attribution import patient_file, read_mask
+from stylesurv.core.aligned import patient_file, read_mask
+from stylesurv.core.console import track
+from stylesurv.core.errors import InputError
 from stylesurv.explain.direction import HealthDirection, health_direction
 
 RIDGE_ALPHAS = np.logspace(-3, 4, 15)

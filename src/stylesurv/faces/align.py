@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from stylesurv.faces.geometry import apply_affine, ffhq_quad, quad_to_square_affine
+from stylesurv.core.geometry import apply_affine, ffhq_quad, quad_to_square_affine
 
 MIN_RESOLUTION = 32
 MAX_RESOLUTION = 1024

@@ -59,8 +59,8 @@ def align(
 
     Example: stylesurv align cohort --out aligned --resolution 256 --workers 2
     """
-    from stylesurv.console import info
-    from stylesurv.errors import InputError
+    from stylesurv.core.console import info
+    from stylesurv.core.errors import InputError
     from stylesurv.faces.folder import AlignOptions, align_cohort, safe_worker_count
     from stylesurv.faces.qc import QCThresholds
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from stylesurv.errors import InputError
+from stylesurv.core.errors import InputError
 
 MODEL_PACKAGE = "face_recognition_models"
 SHAPE_PREDICTOR_68 = "shape_predictor_68_face_landmarks.dat"

@@ -28,26 +28,27 @@ import numpy as np
 from PIL import Image
 
 from stylesurv.cohort.images import IMAGE_EXTENSIONS, read_image
-from stylesurv.cohort.table import CLINICAL_FILE, PHOTOS_DIR, find_photos, patient_id_problem, read_clinical
-from stylesurv.console import make_progress
-from stylesurv.errors import InputError
+from stylesurv.cohort.table import CLINICAL_FILE, PHOTOS_DIR, find_photos, read_clinical
+from stylesurv.core.aligned import (
+    LANDMARK_COLUMNS,
+    LANDMARKS_FILE,
+    MASKS_DIR,
+    QC_COLUMNS,
+    QC_FILE,
+    SETTINGS_FILE,
+)
+from stylesurv.core.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
+from stylesurv.core.console import make_progress
+from stylesurv.core.errors import InputError
+from stylesurv.core.hashing import hash_config, sha256_file
+from stylesurv.core.ids import patient_id_problem
 from stylesurv.faces.align import AlignedFace, align_face, check_resolution
 from stylesurv.faces.detect import detect_faces, load_models
 from stylesurv.faces.mask import MaskShape, region_mask
 from stylesurv.faces.qc import FATAL_STATUSES, QCResult, QCThresholds, assess, pose_asymmetry
-from stylesurv.run import hash_config, sha256_file, write_bytes_atomic, write_json_atomic, write_text_atomic
 
 ALIGN_VERSION = 1  # bump when a change to the code changes the aligned output
-LANDMARKS_FILE = "landmarks.csv"
-QC_FILE = "qc.csv"
-MASKS_DIR = "masks"
-SETTINGS_FILE = "align.json"
 RECORDS_DIR = ".records"
-LANDMARK_COLUMNS = tuple(f"{axis}{i}" for i in range(68) for axis in "xy")
-QC_COLUMNS = (
-    "patient_id", "status", "reason", "usable", "photo", "landmarks_source", "n_faces", "face_size_px",
-    "upsample", "pose_asymmetry", "notes",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -362,21 +363,6 @@ def _write_tables(out_dir: Path, records: list[dict[str, Any]], options: AlignOp
     write_text_atomic(out_dir / QC_FILE, buffer.getvalue())
     aligned = {r["patient_id"]: np.asarray(r["landmarks"]) for r in records if r.get("landmarks") is not None}
     write_text_atomic(out_dir / LANDMARKS_FILE, landmarks_table(aligned))
-
-
-# ------------------------------------------------------------------------------------------ read back
-def read_qc(aligned_dir: str | Path) -> list[dict[str, str]]:
-    """The rows of an aligned folder's qc.csv, as dictionaries of strings."""
-    path = Path(aligned_dir) / QC_FILE
-    if not path.is_file():
-        raise InputError(f"{path}: not found; run `stylesurv align` to make the aligned folder")
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
-def usable_patients(aligned_dir: str | Path) -> list[str]:
-    """Patient ids whose aligned image downstream stages should use (qc.csv's ``usable`` column)."""
-    return [row["patient_id"] for row in read_qc(aligned_dir) if row["usable"] == "1"]
 
 
 def safe_worker_count(workers: int) -> int:

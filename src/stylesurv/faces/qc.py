@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stylesurv.faces.geometry import eye_mouth_points
+from stylesurv.core.geometry import eye_mouth_points
 
 STATUSES = ("ok", "no_face", "multiple_faces", "low_resolution", "extreme_pose", "unreadable")
 FATAL_STATUSES = ("no_face", "unreadable")

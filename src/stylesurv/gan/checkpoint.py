@@ -25,10 +25,11 @@ from typing import Any
 
 import torch
 
-from stylesurv.errors import CheckpointError, InputError
+from stylesurv.core.atomic import write_safetensors_atomic
+from stylesurv.core.errors import CheckpointError, InputError
+from stylesurv.core.hashing import sha256_file
 from stylesurv.gan import nvidia_pickle, rosinality
 from stylesurv.gan.networks import Discriminator, Generator
-from stylesurv.run import sha256_file, write_safetensors_atomic
 
 FORMAT = "stylesurv-gan"
 FORMAT_VERSION = 1

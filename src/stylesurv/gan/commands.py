@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from stylesurv.errors import InputError
+from stylesurv.core.errors import InputError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -42,9 +42,9 @@ def convert_command(
 
     Example: stylesurv gan convert stylegan2-ffhq-1024x1024.pkl ffhq.safetensors
     """
-    from stylesurv.console import info
+    from stylesurv.core.console import info
+    from stylesurv.core.hashing import sha256_file
     from stylesurv.gan.checkpoint import convert_checkpoint
-    from stylesurv.run import sha256_file
 
     names = convert_checkpoint(src, dst)
     info(f"wrote {dst} ({', '.join(names)}; sha256 {sha256_file(dst)[:16]})")
@@ -95,9 +95,9 @@ def sample_command(
     import numpy as np
     import torch
 
-    from stylesurv.console import info, track
+    from stylesurv.core.atomic import write_bytes_atomic
+    from stylesurv.core.console import info, track
     from stylesurv.gan.checkpoint import load_generator
-    from stylesurv.run import write_bytes_atomic
 
     if noise_mode not in ("const", "random", "none"):
         raise InputError(f"--noise-mode {noise_mode!r}: use const, random or none")

@@ -23,7 +23,7 @@ import scipy.linalg
 import torch
 import torch.nn.functional as F
 
-from stylesurv.errors import InputError
+from stylesurv.core.errors import InputError
 from stylesurv.gan.dataset import ImageDataset
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from stylesurv.errors import CheckpointError
+from stylesurv.core.errors import CheckpointError
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # first pickle of a legacy (non-zip) torch.save file
 LEGACY_PROTOCOL = 1001

@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from stylesurv.errors import InputError
+from stylesurv.core.errors import InputError
 
 
 @dataclass(frozen=True)

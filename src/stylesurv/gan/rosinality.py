@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from stylesurv.errors import CheckpointError
+from stylesurv.core.errors import CheckpointError
 from stylesurv.gan.networks import Discriminator, Generator
 
 UP_GAIN = 4  # rosinality's generator blur kernels are scaled by factor**2 for 2x upsampling

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from stylesurv.errors import InputError
+from stylesurv.core.errors import InputError
+from stylesurv.core.latents import Latents
 
 
 @dataclass(frozen=True)
@@ -134,3 +135,12 @@ class StyleSpaceGenerator(torch.nn.Module):
         self.synthesis = StyleSynthesis(generator)
         self.num_ws, self.w_dim = 1, self.synthesis.w_dim
         self.img_resolution, self.img_channels = generator.img_resolution, generator.img_channels
+
+
+def with_styles(latents: Latents, generator: Any) -> Latents:
+    """The latents with their style codes (re)computed from their W+ (or W) codes by ``generator``'s affine
+    maps: the styles always match the generator at hand."""
+    import dataclasses
+
+    codes = latents.wplus if latents.wplus is not None else latents.w
+    return dataclasses.replace(latents, styles=styles_from_codes(generator, codes))

@@ -43,8 +43,10 @@ import torch
 from PIL import Image
 from rich.progress import TextColumn
 
-from stylesurv.console import info, make_progress, set_verbosity, warn
-from stylesurv.errors import CheckpointError, InputError
+from stylesurv.core.atomic import atomic_path, write_json_atomic, write_safetensors_atomic, write_text_atomic
+from stylesurv.core.console import info, make_progress, set_verbosity, warn
+from stylesurv.core.errors import CheckpointError, InputError
+from stylesurv.core.hashing import sha256_file
 from stylesurv.gan import checkpoint, dist
 from stylesurv.gan.augment import AdaController, apply_params, sample_params
 from stylesurv.gan.dataset import DataOrder, ImageDataset, to_float
@@ -59,13 +61,6 @@ from stylesurv.gan.loss import (
     r1_penalty,
 )
 from stylesurv.gan.presets import TrainConfig, get_config
-from stylesurv.run import (
-    atomic_path,
-    sha256_file,
-    write_json_atomic,
-    write_safetensors_atomic,
-    write_text_atomic,
-)
 
 SNAPSHOT_FORMAT = "stylesurv-train-snapshot"
 SNAPSHOT_VERSION = 1

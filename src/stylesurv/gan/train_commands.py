@@ -70,7 +70,7 @@ def train_command(
     Example: stylesurv gan train --data aligned --out runs/ft --resume base_generator.safetensors --kimg 2
     --freeze-d 4 --aug ada.  Several processes: torchrun --nproc_per_node 2 -m stylesurv gan train ...
     """
-    from stylesurv.console import info
+    from stylesurv.core.console import info
     from stylesurv.gan.train import TrainOptions, train
 
     options = TrainOptions(
@@ -117,7 +117,7 @@ def export_asset_command(
     Example: stylesurv gan export-asset runs/base64/snapshots/snapshot-000400000.safetensors
     --out src/stylesurv/assets/base_generator --grid docs/base_generator_samples.png
     """
-    from stylesurv.console import info
+    from stylesurv.core.console import info
     from stylesurv.gan.train import export_asset
 
     paths = export_asset(snapshot, out, half=not fp32, grid=grid)

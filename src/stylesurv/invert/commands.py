@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from stylesurv.errors import InputError
+from stylesurv.core.errors import InputError
 
 encoder_app = typer.Typer(help="Train the image -> W+ encoder that starts embedding.", no_args_is_help=True)
 
@@ -56,10 +56,10 @@ def encoder_train(
     """
     import torch
 
-    from stylesurv.console import info, make_progress
+    from stylesurv.core.console import info, make_progress
+    from stylesurv.core.hashing import hash_tree, sha256_file
     from stylesurv.invert.embed import load_batch, usable_patients
     from stylesurv.invert.encoder import EncoderTrainConfig, load_encoder, save_encoder, train_encoder
-    from stylesurv.run import hash_tree, sha256_file
 
     if steps < 1 or batch < 1:
         raise InputError("--steps and --batch must be at least 1")
@@ -152,13 +152,13 @@ def embed(
     Example: stylesurv embed run/aligned --generator run/finetune/generator.safetensors
     --encoder run/encoder --space wplus --steps 100 --out run/embed/latents.npz
     """
-    from stylesurv.console import info
+    from stylesurv.core.console import info
+    from stylesurv.core.hashing import sha256_file
     from stylesurv.gan.dist import close_world, init_world
     from stylesurv.invert.embed import EmbedConfig, Networks, auto_batch, embed_folder
     from stylesurv.invert.encoder import load_encoder
     from stylesurv.invert.losses import LossWeights, LpipsVgg16
     from stylesurv.invert.project import SPACES, ProjectConfig
-    from stylesurv.run import sha256_file
 
     if space not in SPACES:
         raise InputError(f"--space must be one of {', '.join(SPACES)}, not {space!r}")

@@ -27,19 +27,20 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import nn
 
-from stylesurv.console import make_progress, warn
-from stylesurv.errors import InputError
+from stylesurv.core.aligned import FACE_LABEL
+from stylesurv.core.atomic import write_bytes_atomic, write_json_atomic
+from stylesurv.core.console import make_progress, warn
+from stylesurv.core.errors import InputError
+from stylesurv.core.hashing import hash_config, sha256_file
+from stylesurv.core.latents import Latents, load_latents, save_latents
 from stylesurv.faces.qc import DEFAULT_USABLE
 from stylesurv.gan.dist import World, barrier, init_world
 from stylesurv.gan.stylespace import styles_from_codes
 from stylesurv.invert.encoder import Encoder, check_encoder_matches
-from stylesurv.invert.latents import Latents, load_latents, save_latents
 from stylesurv.invert.losses import LossWeights, LpipsVgg16, ReconstructionLoss
 from stylesurv.invert.metrics import IDENTITY_MIN_RESOLUTION, identity_similarity, reconstruction_metrics
 from stylesurv.invert.project import ProjectConfig, project, w_std_estimate
-from stylesurv.run import hash_config, sha256_file, write_bytes_atomic, write_json_atomic
 
-FACE_LABEL = 1  # masks/<pid>.png: 0 background, 1 face, 2 clothing, 3 other
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _TRUE = {"1", "true", "yes", "y", "t"}
 

@@ -28,9 +28,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from stylesurv.errors import CheckpointError
+from stylesurv.core.atomic import write_json_atomic, write_safetensors_atomic
+from stylesurv.core.errors import CheckpointError
 from stylesurv.invert.project import w_std_estimate
-from stylesurv.run import write_json_atomic, write_safetensors_atomic
 
 WEIGHTS_FILE = "encoder.safetensors"
 CONFIG_FILE = "encoder.json"

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from pytorch_msssim import ms_ssim, ssim
 from torch import nn
 
-from stylesurv.errors import InputError
+from stylesurv.core.errors import InputError
 
 # MS-SSIM with pytorch_msssim's 5 scales and 11-px window needs the short side > (11 - 1) * 2**4 = 160.
 MS_SSIM_MIN_SIZE = 161

@@ -24,7 +24,7 @@ def report(
 
     Example: stylesurv report runs/demo --no-photos --out shareable.html
     """
-    from stylesurv.console import info, warn
+    from stylesurv.core.console import info, warn
     from stylesurv.report.html import write_report
 
     path, data = write_report(run_dir, out, no_photos=no_photos)

@@ -22,8 +22,8 @@ import pandas as pd
 from PIL import Image
 
 from stylesurv import __version__
-from stylesurv.errors import InputError
-from stylesurv.explain.attribution import patient_file
+from stylesurv.core.aligned import patient_file
+from stylesurv.core.errors import InputError
 from stylesurv.explain.direction import GROUP_RESOLUTIONS
 from stylesurv.report import plots
 
@@ -160,7 +160,7 @@ def photo_pairs_section(run: Path, explain: dict[str, Any] | None) -> list[dict[
 def _latent_metrics(path: Path) -> dict[str, dict[str, str]]:
     if not path.is_file():
         return {}
-    from stylesurv.invert.latents import load_latents
+    from stylesurv.core.latents import load_latents
 
     latents = load_latents(path)
     return {
@@ -646,7 +646,7 @@ def write_report(
     run_dir: str | Path, out: str | Path | None = None, no_photos: bool = False
 ) -> tuple[Path, ReportData]:
     """Build the report of ``run_dir`` and write it atomically (default RUN_DIR/report.html)."""
-    from stylesurv.run import write_text_atomic
+    from stylesurv.core.atomic import write_text_atomic
 
     data = collect(run_dir, no_photos=no_photos)
     path = Path(out) if out is not None else Path(run_dir) / "report.html"

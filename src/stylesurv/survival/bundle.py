@@ -48,10 +48,11 @@ import numpy as np
 import pandas as pd
 
 from stylesurv import __version__
-from stylesurv.errors import InputError
-from stylesurv.invert.latents import Latents
-from stylesurv.run import atomic_dir, write_json_atomic, write_safetensors_atomic, write_text_atomic
-from stylesurv.survival.data import LATENT_SPACES, CodeRestriction, FeaturePipeline, FeatureSpec, SurvivalData
+from stylesurv.core.atomic import atomic_dir, write_json_atomic, write_safetensors_atomic, write_text_atomic
+from stylesurv.core.errors import InputError
+from stylesurv.core.latents import Latents
+from stylesurv.gan.face_subspace import CodeRestriction
+from stylesurv.survival.data import LATENT_SPACES, FeaturePipeline, FeatureSpec, SurvivalData
 from stylesurv.survival.models import (
     JOINT_KINDS,
     LateFusion,
@@ -363,9 +364,9 @@ def fit_files(
     ``face_subspace`` (a face_subspace.npz of `stylesurv explain`, found in the same latent space, cut at
     ``face_threshold`` when given) makes the model face-bound: fitted on codes kept to that subspace.
     """
-    from stylesurv.console import info
-    from stylesurv.invert.latents import load_latents
-    from stylesurv.run import sha256_file
+    from stylesurv.core.console import info
+    from stylesurv.core.hashing import sha256_file
+    from stylesurv.core.latents import load_latents
     from stylesurv.survival.data import join_latents, read_cohort_table
 
     if model not in MODELS:
@@ -408,7 +409,7 @@ def fit_files(
         chosen = space or codes.space
         if chosen == "styles" and generator is not None:
             from stylesurv.gan.checkpoint import load_generator
-            from stylesurv.invert.latents import with_styles
+            from stylesurv.gan.stylespace import with_styles
 
             codes = with_styles(codes, load_generator(generator).eval())
             extra["generator_sha256"] = sha256_file(generator)
@@ -419,7 +420,7 @@ def fit_files(
         factory = ModelFactory(kind=model, clinical_kind=joined, options=options)
         data = join_latents(codes, table, chosen, clinical)
         if face_subspace is not None:
-            from stylesurv.explain.localize import load_face_subspace
+            from stylesurv.gan.face_subspace import load_face_subspace
 
             found = load_face_subspace(face_subspace, face_threshold)
             if found.dim == 0:

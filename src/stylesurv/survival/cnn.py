@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stylesurv.console import warn
-from stylesurv.errors import InputError
+from stylesurv.core.console import warn
+from stylesurv.core.errors import InputError
 from stylesurv.survival.data import SurvivalData, check_outcomes
 from stylesurv.survival.models import Arrays, SurvivalModel
 

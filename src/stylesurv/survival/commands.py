@@ -90,7 +90,7 @@ def fit(
     Example: stylesurv fit --latents run/embed/latents.npz --cohort cohort --model coxnet --clinical age,stage
     --out run/fit/coxnet
     """
-    from stylesurv.console import console, info
+    from stylesurv.core.console import console, info
     from stylesurv.survival.bundle import fit_files
 
     covariates = tuple(c.strip() for c in clinical.split(",") if c.strip())
@@ -121,7 +121,7 @@ def fit(
 
 
 def _parse_times(text: str) -> tuple[float, ...]:
-    from stylesurv.errors import InputError
+    from stylesurv.core.errors import InputError
 
     try:
         return tuple(float(t) for t in text.split(",") if t.strip())

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stylesurv.console import warn
-from stylesurv.errors import InputError
-from stylesurv.invert.latents import Latents
+from stylesurv.core.console import warn
+from stylesurv.core.errors import InputError
+from stylesurv.core.latents import Latents
 
 LATENT_SPACES = ("w", "wplus", "styles")  # codes: W, W+, or the StyleSpace channels (gan/stylespace.py)
 SPACES = (*LATENT_SPACES, "none", "image")  # "none": clinical covariates only; "image": aligned photos (CNN)
@@ -178,34 +178,6 @@ def layer_group_bounds(num_ws: int, groups: int) -> list[tuple[int, int]]:
     groups = max(1, min(groups, num_ws))
     edges = np.linspace(0, num_ws, groups + 1).round().astype(int)
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
-
-
-@dataclass(frozen=True)
-class CodeRestriction:
-    """Codes kept to an affine subspace: ``center`` plus their projection on the orthonormal ``basis`` rows.
-
-    A model fitted on restricted codes can only use the variation inside the subspace (e.g. the face
-    subspace of explain.localize), and its latent direction, projected on the subspace, moves codes only
-    inside it.  The subspace must be found without outcomes (it is fixed across CV folds).
-    """
-
-    center: np.ndarray  # [D] a flattened code
-    basis: np.ndarray  # [m, D] orthonormal rows
-
-    def apply(self, codes: np.ndarray) -> np.ndarray:
-        """Codes [N, *shape] moved onto the subspace through the center."""
-        codes = np.asarray(codes, dtype=np.float64)
-        flat = codes.reshape(len(codes), -1)
-        if flat.shape[1] != self.center.shape[0]:
-            raise InputError(
-                f"codes of {flat.shape[1]} values per patient do not fit a subspace of {self.center.shape[0]}"
-            )
-        return (self.center + (flat - self.center) @ self.basis.T @ self.basis).reshape(codes.shape)
-
-    def project(self, vector: np.ndarray) -> np.ndarray:
-        """The part of a latent vector (a code's shape) that lies in the subspace."""
-        flat = np.asarray(vector, dtype=np.float64).reshape(-1)
-        return (self.basis.T @ (self.basis @ flat)).reshape(np.shape(vector))
 
 
 # ------------------------------------------------------------------------------------------ the pipeline

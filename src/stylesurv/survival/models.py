@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from stylesurv.errors import InputError
+from stylesurv.core.errors import InputError
 from stylesurv.survival.data import stratified_splits
 from stylesurv.survival.metrics import harrell_c
 

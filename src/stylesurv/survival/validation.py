@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stylesurv.console import make_progress
+from stylesurv.core.console import make_progress
 from stylesurv.survival.data import FeaturePipeline, FeatureSpec, SurvivalData, stratified_splits
 from stylesurv.survival.metrics import (
     bootstrap_harrell_ci,

@@ -29,24 +29,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from stylesurv.console import info, make_progress, warn
-from stylesurv.errors import InputError
+from stylesurv.app.pipeline import PRIMARY_MODELS, RunArtifacts, embed_networks, embed_settings, read_run
+from stylesurv.core.aligned import FACE_LABEL, SETTINGS_FILE
+from stylesurv.core.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
+from stylesurv.core.console import info, make_progress, warn
+from stylesurv.core.errors import InputError
+from stylesurv.core.latents import Latents, load_latents, save_latents
 from stylesurv.explain.direction import HealthDirection, codes_in_space, health_direction
-from stylesurv.explain.edit import (
-    image_grid,
-    render_edits,
-    save_png,
-    style_space_view,
-    symmetric_alphas,
-    to_uint8,
-)
-from stylesurv.faces.folder import SETTINGS_FILE, AlignOptions, align_photo, read_landmarks_csv
+from stylesurv.explain.edit import image_grid, render_edits, save_png, symmetric_alphas
+from stylesurv.faces.folder import AlignOptions, align_photo, read_landmarks_csv
 from stylesurv.faces.mask import MaskShape, region_mask
 from stylesurv.faces.qc import QCThresholds
-from stylesurv.invert.embed import FACE_LABEL, EmbedConfig, Networks, embed_batch
-from stylesurv.invert.latents import Latents, load_latents, save_latents
-from stylesurv.pipeline import PRIMARY_MODELS, RunArtifacts, embed_networks, embed_settings, read_run
-from stylesurv.run import write_bytes_atomic, write_json_atomic, write_text_atomic
+from stylesurv.gan.render import style_space_view, to_uint8
+from stylesurv.invert.embed import EmbedConfig, Networks, embed_batch
 from stylesurv.survival.bundle import OOF_RISK, SurvivalBundle, load_bundle
 from stylesurv.survival.data import LATENT_SPACES
 

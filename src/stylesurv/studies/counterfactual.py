@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from stylesurv.errors import InputError
-from stylesurv.explain.attribution import REGIONS, patient_file, read_mask
-from stylesurv.invert.latents import Latents
-from stylesurv.run import write_bytes_atomic, write_text_atomic
+from stylesurv.core.aligned import REGIONS, patient_file, read_mask
+from stylesurv.core.atomic import write_bytes_atomic, write_text_atomic
+from stylesurv.core.errors import InputError
+from stylesurv.core.latents import Latents
 
 if TYPE_CHECKING:
     from stylesurv.invert.embed import EmbedConfig, Networks
@@ -155,8 +155,8 @@ def embed_counterfactuals(
     same seed, so the codes differ from the originals only through the recoloured pixels.  Writes
     ``out_dir/aligned/`` (the copies) and ``out_dir/latents.npz`` (a resumable embedding); returns the codes.
     """
+    from stylesurv.core.latents import load_latents
     from stylesurv.invert.embed import embed_folder
-    from stylesurv.invert.latents import load_latents
 
     ids = [str(p) for p in patient_ids]
     if len(ids) > max_patients:
@@ -173,18 +173,3 @@ def embed_counterfactuals(
     return load_latents(out)
 
 
-def embed_run_counterfactuals(
-    run_dir: str | Path, patient_ids: list[str] | None = None, max_patients: int = 200, seed: int = 0
-) -> Latents:
-    """:func:`embed_counterfactuals` for a finished run's patients (default: all of its codes), with the run's
-    networks and embed settings; the work lives in ``RUN/counterfactual/``."""
-    from stylesurv.invert.latents import load_latents
-    from stylesurv.pipeline import embed_settings, read_run
-    from stylesurv.predict import networks_of
-
-    run = read_run(run_dir)
-    ids = patient_ids if patient_ids is not None else load_latents(run.latents).patient_id.tolist()
-    return embed_counterfactuals(
-        run.aligned, networks_of(run), embed_settings(run.config), Path(run_dir) / "counterfactual", ids,
-        max_patients, seed,
-    )  # fmt: skip

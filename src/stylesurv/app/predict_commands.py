@@ -52,10 +52,10 @@ def predict(
 
     Example: stylesurv predict me.jpg grandpa.png --run runs/demo --out predictions
     """
-    from stylesurv.console import console
-    from stylesurv.errors import InputError
+    from stylesurv.app.predict import load_predictor, predict_photos, write_predictions
+    from stylesurv.core.console import console
+    from stylesurv.core.errors import InputError
     from stylesurv.explain.edit import symmetric_alphas
-    from stylesurv.predict import load_predictor, predict_photos, write_predictions
 
     try:
         symmetric_alphas(max_sd, edit_steps)

@@ -12,8 +12,8 @@ import sys
 import typer
 
 from stylesurv import __version__
-from stylesurv.console import console, set_verbosity
-from stylesurv.errors import StylesurvError
+from stylesurv.core.console import console, set_verbosity
+from stylesurv.core.errors import StylesurvError
 
 # Modules that define `register(app: typer.Typer) -> None`, in the order their commands appear in --help.
 COMMAND_MODULES = (
@@ -24,10 +24,10 @@ COMMAND_MODULES = (
     "stylesurv.gan.train_commands",
     "stylesurv.invert.commands",
     "stylesurv.survival.commands",
-    "stylesurv.explain.commands",
+    "stylesurv.app.explain_commands",
     "stylesurv.report.commands",
-    "stylesurv.predict_commands",
-    "stylesurv.pipeline_commands",
+    "stylesurv.app.predict_commands",
+    "stylesurv.app.run_commands",
 )
 
 app = typer.Typer(

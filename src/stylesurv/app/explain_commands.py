@@ -78,7 +78,7 @@ def explain(
     """
     import json
 
-    from stylesurv.errors import InputError
+    from stylesurv.core.errors import InputError
 
     if steps < 3 or steps % 2 == 0:
         raise InputError(f"--steps must be odd and at least 3 (so that a = 0 is a column), got {steps}")
@@ -97,18 +97,12 @@ def explain(
         )
     if counterfactual is not None and not remove_nuisance:
         raise InputError("--counterfactual picks the nuisance directions of --remove-nuisance; add that flag")
-    from stylesurv.console import console, info
-    from stylesurv.explain.edit import style_space_view
-    from stylesurv.explain.pipeline import (
-        ExplainOptions,
-        explain_run,
-        face_share_meter,
-        face_subspace_evaluation,
-        find_face_subspace,
-        remove_nuisance_evaluation,
-    )
+    from stylesurv.core.console import console, info
+    from stylesurv.core.latents import load_latents
+    from stylesurv.explain.outputs import ExplainOptions, explain_run, find_face_subspace
     from stylesurv.gan.checkpoint import load_generator
-    from stylesurv.invert.latents import load_latents
+    from stylesurv.gan.render import style_space_view
+    from stylesurv.studies.refit import face_share_meter, face_subspace_evaluation, remove_nuisance_evaluation
     from stylesurv.survival.bundle import load_bundle
 
     options = ExplainOptions(
@@ -131,7 +125,7 @@ def explain(
     if remove_nuisance and cohort is not None:
         swapped = None
         if counterfactual is not None:
-            from stylesurv.explain.counterfactual import embed_run_counterfactuals
+            from stylesurv.app.counterfactual import embed_run_counterfactuals
 
             swapped = embed_run_counterfactuals(counterfactual, seed=seed)
             if styles:

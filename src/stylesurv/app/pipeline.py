@@ -19,10 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stylesurv.config import NUISANCE_SOURCES, RunConfig
-from stylesurv.console import info
-from stylesurv.errors import InputError
-from stylesurv.run import RunDir, StageResult, hash_tree, write_json_atomic
+from stylesurv.app.config import RunConfig
+from stylesurv.core.atomic import write_json_atomic
+from stylesurv.core.console import info
+from stylesurv.core.errors import InputError
+from stylesurv.core.hashing import hash_tree
+from stylesurv.core.rundir import RunDir, StageResult
+from stylesurv.studies.refit import NUISANCE_SOURCES
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 BASE_GENERATOR = ASSETS / "base_generator.safetensors"
@@ -123,9 +126,9 @@ def _finetune(aligned: Path, generator: Path, config: RunConfig) -> Callable[[Pa
 
 def _encoder(generator: Path, config: RunConfig) -> Callable[[Path], None]:
     def build(out: Path) -> None:
+        from stylesurv.core.hashing import sha256_file
         from stylesurv.gan.checkpoint import load_generator
         from stylesurv.invert.encoder import EncoderTrainConfig, save_encoder, train_encoder
-        from stylesurv.run import sha256_file
 
         G = load_generator(generator)
         encoder = train_encoder(G, EncoderTrainConfig(steps=config.encoder_steps, seed=config.seed))
@@ -138,10 +141,10 @@ def _encoder(generator: Path, config: RunConfig) -> Callable[[Path], None]:
 def embed_networks(generator: Path, encoder: Path | None, loaded: nn.Module | None = None) -> Networks:
     """The networks an embedding runs with, loaded from their files (``loaded``: the generator, already
     loaded from ``generator``), with the hashes that name them."""
+    from stylesurv.core.hashing import sha256_file
     from stylesurv.gan.checkpoint import load_generator
     from stylesurv.invert.embed import Networks
     from stylesurv.invert.encoder import load_encoder
-    from stylesurv.run import sha256_file
 
     G = loaded if loaded is not None else load_generator(generator)
     networks = Networks(generator=G, generator_sha256=sha256_file(generator))
@@ -176,8 +179,8 @@ def _counterfactual(
     aligned: Path, generator: Path, encoder: Path | None, config: RunConfig
 ) -> Callable[[Path], None]:
     def build(out: Path) -> None:
-        from stylesurv.explain.counterfactual import embed_counterfactuals
         from stylesurv.invert.embed import usable_patients
+        from stylesurv.studies.counterfactual import embed_counterfactuals
 
         networks = embed_networks(generator, encoder)
         patients = usable_patients(aligned)
@@ -200,7 +203,7 @@ def _fit(
     face_subspace: Path | None = None,
 ) -> Callable[[Path], None]:
     def build(out: Path) -> None:
-        from stylesurv.console import console
+        from stylesurv.core.console import console
         from stylesurv.survival.bundle import fit_files
 
         results, _ = fit_files(
@@ -235,11 +238,11 @@ def _face_subspace(
     """The face subspace of the codes the models are fitted on (no outcomes), for the face-bound models."""
 
     def build(out: Path) -> None:
-        from stylesurv.explain.edit import style_space_view
-        from stylesurv.explain.localize import save_face_subspace
-        from stylesurv.explain.pipeline import ExplainOptions, find_face_subspace
+        from stylesurv.core.latents import load_latents
+        from stylesurv.explain.outputs import ExplainOptions, find_face_subspace
         from stylesurv.gan.checkpoint import load_generator
-        from stylesurv.invert.latents import load_latents
+        from stylesurv.gan.face_subspace import save_face_subspace
+        from stylesurv.gan.render import style_space_view
 
         codes = load_latents(latents)
         net = load_generator(generator).eval()
@@ -271,18 +274,16 @@ def _explain(
     face_subspace: Path | None = None,
 ) -> Callable[[Path], None]:
     def build(out: Path) -> None:
-        from stylesurv.explain.edit import style_space_view
-        from stylesurv.explain.localize import load_face_subspace
-        from stylesurv.explain.pipeline import (
-            ExplainOptions,
-            explain_run,
+        from stylesurv.core.latents import load_latents
+        from stylesurv.explain.outputs import ExplainOptions, explain_run, find_face_subspace
+        from stylesurv.gan.checkpoint import load_generator
+        from stylesurv.gan.face_subspace import load_face_subspace
+        from stylesurv.gan.render import style_space_view
+        from stylesurv.studies.refit import (
             face_share_meter,
             face_subspace_evaluation,
-            find_face_subspace,
             remove_nuisance_evaluation,
         )
-        from stylesurv.gan.checkpoint import load_generator
-        from stylesurv.invert.latents import load_latents
         from stylesurv.survival.bundle import load_bundle
 
         codes = load_latents(latents)
@@ -356,7 +357,7 @@ class RunArtifacts:
 
 def read_run(run_dir: str | Path) -> RunArtifacts:
     """The artefacts of a finished run folder, with an InputError naming what is missing."""
-    from stylesurv.config import config_from_dict
+    from stylesurv.app.config import config_from_dict
 
     if not (Path(run_dir) / "manifest.json").is_file():
         raise InputError(f"{run_dir}: not a stylesurv run folder (no manifest.json); give the --out of a run")
@@ -597,7 +598,7 @@ def _demo_cohort_ready(cohort: Path, settings: DemoSettings) -> bool:
 
 def demo_config(out: Path, settings: DemoSettings) -> RunConfig:
     """The run config of the demo: shipped generator and encoder, CoxNet + DeepSurv + clinical fusion."""
-    from stylesurv.config import AlignConfig, EmbedConfig, ExplainConfig, FinetuneConfig, FitConfig
+    from stylesurv.app.config import AlignConfig, EmbedConfig, ExplainConfig, FinetuneConfig, FitConfig
 
     cohort = out / "cohort"
     return RunConfig(

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from stylesurv.errors import InputError
-from stylesurv.run import write_bytes_atomic
+from stylesurv.core.atomic import write_bytes_atomic
+from stylesurv.core.errors import InputError
 
 FORMAT_VERSION = 1
 
@@ -92,17 +92,6 @@ class Latents:
             metrics={k: v[rows] for k, v in self.metrics.items()},
             meta=dict(self.meta),
         )
-
-
-def with_styles(latents: Latents, generator: Any) -> Latents:
-    """The latents with their style codes (re)computed from their W+ (or W) codes by ``generator``'s affine
-    maps: the styles always match the generator at hand."""
-    import dataclasses
-
-    from stylesurv.gan.stylespace import styles_from_codes
-
-    codes = latents.wplus if latents.wplus is not None else latents.w
-    return dataclasses.replace(latents, styles=styles_from_codes(generator, codes))
 
 
 def save_latents(path: str | os.PathLike[str], latents: Latents) -> None:

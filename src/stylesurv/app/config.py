@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stylesurv.errors import InputError
+from stylesurv.core.errors import InputError
 
 
 @dataclass
@@ -57,7 +57,6 @@ class FitConfig:
     face_threshold: float = 0.5
 
 
-NUISANCE_SOURCES = ("truth", "photo", "counterfactual")  # where --remove-nuisance takes its directions
 
 
 @dataclass

@@ -66,10 +66,10 @@ def run(
 
     Example: stylesurv run --cohort my_cohort --generator ffhq.pkl --out runs/my_run --clinical age,stage
     """
-    from stylesurv.config import RunConfig, load_config
-    from stylesurv.console import info
-    from stylesurv.errors import InputError
-    from stylesurv.pipeline import run_pipeline
+    from stylesurv.app.config import RunConfig, load_config
+    from stylesurv.app.pipeline import run_pipeline
+    from stylesurv.core.console import info
+    from stylesurv.core.errors import InputError
 
     config = load_config(config_file) if config_file is not None else RunConfig()
     overrides = {
@@ -118,8 +118,8 @@ def demo(
     """
     from rich.table import Table
 
-    from stylesurv.console import console
-    from stylesurv.pipeline import DemoSettings, peak_memory_mb, run_demo
+    from stylesurv.app.pipeline import DemoSettings, peak_memory_mb, run_demo
+    from stylesurv.core.console import console
 
     result, oracle = run_demo(out, DemoSettings(n=n, seed=seed))
     times = Table(title="stage times")

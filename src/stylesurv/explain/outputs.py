@@ -1,0 +1,368 @@
+"""`stylesurv explain` as a library call: direction, attribute, edited faces, attribution, nuisance probes.
+
+Everything is written into one output folder, atomically (a killed run leaves the previous folder):
+
+    health_attribute.csv      patient_id, health_attribute (+ health_<group> for W+ codes)
+    edit_mean.png / .gif      the cohort-mean code moved along the direction (generated face, shareable)
+    edit_patients.png / .gif  chosen patients moved along the direction (rows)
+    recon/<patient_id>.png    the chosen patients' reconstructions (a = 0)
+    nuisance.csv              probe R^2 and cosine with the direction per attribute
+    direction_orthogonal.npy  the direction with the nuisance probes' span projected out (with probes)
+    direction_face_local.npy  the direction projected onto the face subspace (with --aligned; localize.py)
+    edit_face_local.png       the mean face moved along the face-local direction
+    face_subspace.npz         the face subspace itself (`stylesurv fit --face-subspace`: a face-bound model)
+    summary.json              every number above, the inputs and the options
+
+summary.json's ``attribution`` holds the strict face-mask shares (``health``, ``random_mean``, ``area``),
+the face-with-contour-margin shares (``face_with_margin``) and, for W+, each layer group's part of the edit
+(``groups``); ``nuisance_orthogonal`` holds how much of d lay in the nuisance span and where the rest acts;
+``face_subspace`` the face subspace's spectrum, the face-local direction's cosine with d and its shares, and
+``face_subspace_refit`` (when the caller has the outcomes) the model refitted inside and outside it, and
+its ``curve``: the refit inside the subspace cut at several face-share thresholds, each with the measured
+face share of its own health direction.
+See attribution.py and nuisance.py for why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from stylesurv.core.aligned import load_masks, patient_file
+from stylesurv.core.atomic import write_json_atomic, write_text_atomic
+from stylesurv.core.console import info, warn
+from stylesurv.core.errors import InputError
+from stylesurv.core.latents import Latents
+from stylesurv.explain.attribution import attribute_regions, edit_shares, face_with_margin
+from stylesurv.explain.direction import (
+    HealthDirection,
+    codes_in_space,
+    health_direction,
+    pattern_direction,
+)
+from stylesurv.explain.edit import image_grid, render_edits, save_gif, save_png, symmetric_alphas
+from stylesurv.explain.localize import FACE_LOCAL_DEFINITION, localize
+from stylesurv.explain.nuisance import (
+    Probe,
+    measure_photo_nuisances,
+    orthogonal_to_nuisance,
+    probe_attributes,
+    truth_factors,
+)
+from stylesurv.gan.face_subspace import (
+    ANALYSIS_RESOLUTION,
+    DEFAULT_COMPONENTS,
+    DEFAULT_PATIENTS,
+    DEFAULT_THRESHOLD,
+    FaceSubspace,
+    face_subspace,
+    save_face_subspace,
+)
+
+if TYPE_CHECKING:
+    pass
+
+
+@dataclass
+class ExplainOptions:
+    """Knobs of the explain stage (all have defaults that suit a 64 px cohort on a CPU)."""
+
+    max_sd: float = 3.0  # edits span -max_sd .. +max_sd attribute SDs
+    steps: int = 7  # columns of the edit grids (odd, so a = 0 is one of them)
+    patients: list[str] = field(default_factory=list)  # edited patients; empty: spread over the attribute
+    n_patients: int = 4  # how many patients to edit when none are named
+    attribution_patients: int = 64  # patients whose image change is measured (seeded sample)
+    n_random: int = 8  # random directions of the attribution baseline
+    step_sd: float = 1.0  # attribution step, in attribute SDs
+    seed: int = 0
+    batch: int = 16
+    gif_scale: int = 2  # GIF pixels per image pixel
+    face_components: int = DEFAULT_COMPONENTS  # principal directions searched for the face subspace
+    face_patients: int = DEFAULT_PATIENTS  # patients whose Jacobians define the face subspace
+    face_threshold: float = DEFAULT_THRESHOLD  # face share a direction needs to be in the face subspace
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+PATTERN_DEFINITION = (
+    "-Cov(code, risk) over the cohort, unit length (Haufe et al. 2014): the direction along which the "
+    "cohort's codes change as the model's risk falls, without the weight components that only cancel noise"
+)
+
+
+def choose_patients(ids: np.ndarray, attribute: np.ndarray, wanted: list[str], count: int) -> list[str]:
+    """The named patients (all must exist), or ``count`` patients spread evenly over the attribute's range."""
+    known = set(ids.tolist())
+    missing = [p for p in wanted if p not in known]
+    if missing:
+        raise InputError(f"patient(s) {', '.join(missing[:5])} not in the latents file; check --patients")
+    if wanted:
+        return list(wanted)
+    order = np.argsort(attribute, kind="stable")
+    picks = np.unique(np.linspace(0, len(order) - 1, min(count, len(order))).round().astype(int))
+    return [str(ids[order[i]]) for i in picks]
+
+
+def attribute_table(latents: Latents, direction: HealthDirection, codes: np.ndarray) -> pd.DataFrame:
+    """Per patient: the health attribute and, for W+ directions, the attribute of each layer group."""
+    table = pd.DataFrame({"patient_id": latents.patient_id, "health_attribute": direction.attribute(codes)})
+    for name, values in direction.group_attributes(codes).items():
+        table[f"health_{name}"] = values
+    return table
+
+
+def _correlations(attribute: pd.DataFrame, factors: pd.DataFrame) -> dict[str, float]:
+    merged = attribute.merge(factors, on="patient_id", how="inner")
+    out = {}
+    for name in factors.columns:
+        if name == "patient_id":
+            continue
+        values = merged[name].to_numpy(dtype=np.float64)
+        keep = np.isfinite(values)
+        if keep.sum() >= 3 and np.std(values[keep]) > 0:
+            out[name] = float(np.corrcoef(merged["health_attribute"].to_numpy()[keep], values[keep])[0, 1])
+    return out
+
+
+def explain_run(
+    bundle: Any,
+    generator: Any,
+    latents: Latents,
+    out_dir: str | Path,
+    aligned_dir: str | Path | None = None,
+    truth_csv: str | Path | None = None,
+    options: ExplainOptions | None = None,
+    inputs: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+    subspace: FaceSubspace | None = None,
+) -> dict[str, Any]:
+    """Compute and write every explain output into ``out_dir``; return the summary that summary.json holds.
+
+    ``bundle`` needs ``latent_direction()``; ``generator`` the Generator API (``synthesis``, ``num_ws``).
+    ``extra`` is merged into the summary (e.g. the remove-nuisance evaluation).  ``subspace`` (from
+    :func:`find_face_subspace`, which the caller also needs to refit the model on it) adds the face-local
+    direction and its attribution.
+    """
+    from stylesurv.core.atomic import atomic_dir
+
+    opts = options or ExplainOptions()
+    gradient = np.asarray(bundle.latent_direction(), dtype=np.float64)
+    codes = codes_in_space(latents, tuple(gradient.shape))
+    direction = health_direction(gradient, codes)
+    pattern = pattern_direction(gradient, codes)
+    attributes = attribute_table(latents, direction, codes)
+    attributes["pattern_attribute"] = pattern.attribute(codes)
+    ids = latents.patient_id
+    space = "styles" if latents.meta.get("space") == "styles" else ("w" if gradient.ndim == 1 else "wplus")
+    # Faces are rendered from the richest codes (W+ when present), so reconstructions keep their detail.
+    render_codes = latents.wplus if latents.wplus is not None else codes
+    summary: dict[str, Any] = {
+        "inputs": inputs or {},
+        "options": opts.to_json(),
+        "n_patients": len(ids),
+        "model": str(getattr(bundle, "model_name", "")),
+        "adjusted_for": list(getattr(bundle, "adjusted_for", ())),
+        "face_bound": _face_bound(bundle),
+        "space": space,
+        "direction": direction.to_json(),
+        "pattern": {
+            **pattern.to_json(),
+            "cosine_with_d": float(pattern.vector.reshape(-1) @ direction.vector.reshape(-1)),
+            "definition": PATTERN_DEFINITION,
+        },
+        "images": {},
+    }
+    with atomic_dir(out_dir) as tmp:
+        write_text_atomic(tmp / "health_attribute.csv", attributes.to_csv(index=False, float_format="%.6g"))
+        np.save(tmp / "direction.npy", direction.vector.astype(np.float32))
+
+        alphas = symmetric_alphas(opts.max_sd, opts.steps)
+        summary["alphas"] = alphas.tolist()
+        info("rendering faces along the health direction")
+        mean_code = render_codes.mean(axis=0, keepdims=True)
+        mean_edit = render_edits(generator, mean_code, direction, alphas, opts.batch)
+        save_png(image_grid(mean_edit), tmp / "edit_mean.png")
+        save_gif(mean_edit, tmp / "edit_mean.gif", scale=opts.gif_scale)
+        summary["images"].update(edit_mean="edit_mean.png", edit_mean_gif="edit_mean.gif")
+        save_png(
+            image_grid(render_edits(generator, mean_code, pattern, alphas, opts.batch)),
+            tmp / "edit_pattern.png",
+        )
+        summary["images"]["edit_pattern"] = "edit_pattern.png"
+
+        chosen = choose_patients(
+            ids, attributes["health_attribute"].to_numpy(), opts.patients, opts.n_patients
+        )
+        rows = np.array([np.flatnonzero(ids == pid)[0] for pid in chosen])
+        patient_edit = render_edits(generator, render_codes[rows], direction, alphas, opts.batch)
+        save_png(image_grid(patient_edit), tmp / "edit_patients.png")
+        save_gif(patient_edit, tmp / "edit_patients.gif", scale=opts.gif_scale)
+        summary["images"].update(edit_patients="edit_patients.png", edit_patients_gif="edit_patients.gif")
+        summary["patients"] = chosen
+        summary["images"]["recon"] = _write_recons(tmp / "recon", chosen, patient_edit[:, len(alphas) // 2])
+
+        probes: list[tuple[str, Probe]] = []
+        if aligned_dir is not None:
+            measured = measure_photo_nuisances(aligned_dir, ids.tolist())
+            found = probe_attributes(codes, measured, ids.tolist(), direction.vector, seed=opts.seed)
+            probes += [("photo", p) for p in found]
+        if truth_csv is not None:
+            health, nuisance = truth_factors(truth_csv)
+            summary["truth_correlations"] = _correlations(attributes, health)
+            pattern_table = attributes[["patient_id"]].assign(
+                health_attribute=attributes["pattern_attribute"]
+            )
+            summary["pattern"]["truth_correlations"] = _correlations(pattern_table, health)
+            found = probe_attributes(codes, nuisance, ids.tolist(), direction.vector, seed=opts.seed)
+            probes += [("truth", p) for p in found]
+        orthogonal = None
+        if probes:
+            table = pd.DataFrame([{"source": s, **p.to_json()} for s, p in probes])
+            write_text_atomic(tmp / "nuisance.csv", table.to_csv(index=False, float_format="%.6g"))
+            summary["probes"] = {
+                "source": " and ".join(sorted({s for s, _ in probes})),
+                "items": [{"source": s, **p.to_json()} for s, p in probes],
+            }
+            orthogonal = orthogonal_to_nuisance(direction, [p for _, p in probes], codes)
+            summary["nuisance_orthogonal"] = orthogonal.to_json()
+            if orthogonal.direction is not None:
+                np.save(tmp / "direction_orthogonal.npy", orthogonal.direction.vector.astype(np.float32))
+        if aligned_dir is not None:
+            others = {"pattern": pattern}
+            if orthogonal is not None and orthogonal.direction is not None:
+                others["nuisance_orthogonal"] = orthogonal.direction
+            if subspace is not None:
+                save_face_subspace(tmp / "face_subspace.npz", subspace)
+                local, cosine = localize(subspace, direction, codes)
+                summary["face_subspace"] = {
+                    **subspace.to_json(),
+                    "cosine_with_d": cosine,
+                    "definition": FACE_LOCAL_DEFINITION,
+                }
+                if local is not None:
+                    others["face_local"] = local
+                    np.save(tmp / "direction_face_local.npy", local.vector.astype(np.float32))
+                    save_png(
+                        image_grid(render_edits(generator, mean_code, local, alphas, opts.batch)),
+                        tmp / "edit_face_local.png",
+                    )
+                    summary["images"]["edit_face_local"] = "edit_face_local.png"
+            attribution = _attribution(
+                generator, render_codes, ids, direction, Path(aligned_dir), opts, others
+            )
+            if attribution is not None:
+                summary["attribution"], other_shares = attribution
+                summary["pattern"]["attribution"] = other_shares["pattern"]
+                if "nuisance_orthogonal" in other_shares:
+                    summary["nuisance_orthogonal"]["attribution"] = other_shares["nuisance_orthogonal"]
+                if "face_local" in other_shares:
+                    summary["face_subspace"]["attribution"] = other_shares["face_local"]
+            else:
+                summary["attribution"] = None
+        summary.update(extra or {})
+        write_json_atomic(tmp / "summary.json", summary)
+    return summary
+
+
+def _face_bound(bundle: Any) -> dict[str, Any] | None:
+    """How a face-bound bundle was restricted (directions kept, threshold); None for any other model."""
+    restriction = getattr(bundle, "restriction", None)
+    if restriction is None:
+        return None
+    found = getattr(bundle, "meta", {}).get("training", {}).get("face_subspace", {})
+    return {"dim": int(len(restriction.basis)), "threshold": found.get("threshold")}
+
+
+def _write_recons(folder: Path, chosen: list[str], images: np.ndarray) -> dict[str, str]:
+    from PIL import Image
+
+    written = {}
+    for pid, image in zip(chosen, images, strict=True):
+        path = patient_file(folder, pid)
+        if path is None:
+            warn(f"patient id {pid!r} cannot name a file; its reconstruction is not written")
+            continue
+        save_png(Image.fromarray(image), path)
+        written[pid] = f"recon/{path.name}"
+    return written
+
+
+def attribution_rows(n_patients: int, opts: ExplainOptions) -> np.ndarray:
+    """The seeded sample of patients whose image change the attribution measures (sorted row indices)."""
+    rng = np.random.default_rng(opts.seed)
+    return np.sort(rng.choice(n_patients, size=min(opts.attribution_patients, n_patients), replace=False))
+
+
+def find_face_subspace(
+    generator: Any, latents: Latents, shape: tuple[int, ...], aligned_dir: str | Path, opts: ExplainOptions
+) -> FaceSubspace | None:
+    """The face subspace of the codes in a direction's ``shape`` (W or W+), from the Jacobians at patients
+    outside the attribution sample (so the face-local direction's shares are measured on other patients);
+    None without masks."""
+    aligned = Path(aligned_dir)
+    if not (aligned / "masks").is_dir():
+        return None
+    codes = codes_in_space(latents, shape)
+    ids = latents.patient_id
+    masked = np.array([i for i, pid in enumerate(ids) if _has_mask(aligned, str(pid))], dtype=np.int64)
+    if len(masked) == 0:
+        warn(f"{aligned}/masks holds no patient's mask: the face subspace is skipped")
+        return None
+    rest = np.setdiff1d(masked, attribution_rows(len(ids), opts))
+    pool = rest if len(rest) >= opts.face_patients else masked
+    rng = np.random.default_rng(opts.seed + 1)
+    rows = np.sort(rng.choice(pool, size=min(opts.face_patients, len(pool)), replace=False))
+    size = min(int(generator.img_resolution), ANALYSIS_RESOLUTION)
+    masks, _ = load_masks(aligned, ids[rows].tolist(), size)
+    info(f"finding the face subspace ({len(rows)} patients, {opts.face_components} principal directions)")
+    return face_subspace(generator, codes, masks, rows, opts.face_components, opts.face_threshold, opts.batch)
+
+
+def _has_mask(aligned: Path, patient_id: str) -> bool:
+    path = patient_file(aligned / "masks", patient_id)
+    return path is not None and path.is_file()
+
+
+def _attribution(
+    generator: Any,
+    codes: np.ndarray,
+    ids: np.ndarray,
+    direction: HealthDirection,
+    aligned: Path,
+    opts: ExplainOptions,
+    others: dict[str, HealthDirection] | None = None,
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]] | None:
+    """The attribution of the health direction and the region shares of ``others`` (same patients, same
+    step in their own attribute SDs); None without masks."""
+    if not (aligned / "masks").is_dir():
+        warn(f"{aligned}/masks not found: the face/background/clothing attribution is skipped")
+        return None
+    rows = attribution_rows(len(ids), opts)
+    masks, fallback = load_masks(aligned, ids[rows].tolist(), generator.img_resolution)
+    info(
+        f"measuring where the direction changes the image ({len(rows)} patients, {opts.n_random} random "
+        "directions)"
+    )
+    result = attribute_regions(
+        generator, codes[rows], direction, masks, opts.n_random, opts.step_sd, opts.seed, opts.batch, fallback
+    )
+    wide_face = face_with_margin(masks, result.margin_px)
+    other_shares = {
+        name: edit_shares(
+            generator,
+            codes[rows],
+            opts.step_sd * other.scale * other.vector,
+            masks,
+            wide_face,
+            batch=opts.batch,
+        ).to_json()
+        for name, other in (others or {}).items()
+    }
+    return result.to_json(), other_shares
+
+
