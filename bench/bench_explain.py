@@ -55,8 +55,10 @@ from rich.console import Console
 from rich.table import Table
 
 from stylesurv.app.pipeline import BASE_ENCODER, BASE_GENERATOR
+from stylesurv.cohort.table import load_clinical
 from stylesurv.core.latents import Latents
 from stylesurv.explain.direction import GROUP_RESOLUTIONS
+from stylesurv.survival.bundle import load_bundle
 
 BACKGROUND_PROBES = ("background_value", "background_saturation", "background_hue_cos", "background_hue_sin",
                      "background_brightness", "background_red_green", "background_yellow_blue")  # fmt: skip
@@ -291,7 +293,12 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
         "coxnet_adjusted" + suffix: f"adjusted for {', '.join(ADJUSTERS)}{bound}",
     }
     held = held_out_health(
-        plain / "run" / "fit" / model, latents_a, plain / "cohort", truth_a_csv, args.seed, test_ids
+        load_bundle(plain / "run" / "fit" / model),
+        latents_a,
+        load_clinical(plain / "cohort"),
+        truth_a_csv,
+        args.seed,
+        test_ids,
     )
     r = held["correlations"].get("lp_face", float("nan"))
     measure = f"r(attribute, lp_face), {held['n_test']} held out (CoxNet {label[model]})"
@@ -299,7 +306,12 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
     for factor in FACIAL_FACTORS[1:]:
         row("1 attribute", f"r(attribute, {factor}), held out", held["correlations"].get(factor, np.nan))
     held_other = held_out_health(
-        plain / "run" / "fit" / other, latents_a, plain / "cohort", truth_a_csv, args.seed, test_ids
+        load_bundle(plain / "run" / "fit" / other),
+        latents_a,
+        load_clinical(plain / "cohort"),
+        truth_a_csv,
+        args.seed,
+        test_ids,
     )
     row("1 attribute", f"same, CoxNet {label[other]}",
         held_other["correlations"].get("lp_face", float("nan")))  # fmt: skip
@@ -324,7 +336,12 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
     if args.face_bound:
         free = model.removesuffix("_face")
         held_free = held_out_health(
-            plain / "run" / "fit" / free, latents_a, plain / "cohort", truth_a_csv, args.seed, test_ids
+            load_bundle(plain / "run" / "fit" / free),
+            latents_a,
+            load_clinical(plain / "cohort"),
+            truth_a_csv,
+            args.seed,
+            test_ids,
         )
         row("1 attribute", f"{free} (not face-bound): held-out r(attribute, lp_face)",
             held_free["correlations"].get("lp_face", float("nan")))  # fmt: skip
@@ -468,9 +485,9 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
     )
     for source in ("truth", "photo", "counterfactual"):
         removal = remove_nuisance_evaluation(
-            confounded / "run" / "fit" / model,
+            load_bundle(confounded / "run" / "fit" / model),
             latents_b,
-            confounded / "cohort",
+            load_clinical(confounded / "cohort"),
             confounded / "run" / "aligned",
             confounded / "cohort" / "truth.csv",
             seed=args.seed,

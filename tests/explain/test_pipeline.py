@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from stylesurv.app.cli import main
+from stylesurv.cohort.table import load_clinical
 from stylesurv.core.errors import InputError
 from stylesurv.core.latents import Latents, save_latents
 from stylesurv.explain.direction import health_direction
@@ -18,6 +19,7 @@ from stylesurv.studies.refit import (
     refit_inputs,
     remove_nuisance_evaluation,
 )
+from stylesurv.survival.bundle import load_bundle
 from tests.explain.toys import region_generator
 
 
@@ -198,7 +200,9 @@ def test_removing_the_confounded_background_keeps_the_held_out_c_index(
     from stylesurv.report.html import write_report
 
     root, latents = fitted
-    result = remove_nuisance_evaluation(root / "bundle", latents, root, None, root / "truth.csv", seed=0)
+    result = remove_nuisance_evaluation(
+        load_bundle(root / "bundle"), latents, load_clinical(root), None, root / "truth.csv", seed=0
+    )
     assert result["split"] == "truth.csv split column" and result["n_directions"] >= 1
     # The plain model learns the background, which carries no signal in the test split.
     assert result["c_index_removed"] > result["c_index_plain"] + 0.03
@@ -238,7 +242,13 @@ def test_face_subspace_refit_keeps_the_c_index_that_the_face_axis_carries(
         return {"face_share": float(gradient[0] ** 2 / np.sum(gradient**2))}
 
     result = face_subspace_evaluation(
-        root / "bundle", latents, root, subspace, root / "truth.csv", seed=0, meter=meter
+        load_bundle(root / "bundle"),
+        latents,
+        load_clinical(root),
+        subspace,
+        root / "truth.csv",
+        seed=0,
+        meter=meter,
     )
     assert result["dim"] == 1 and result["split"] == "truth.csv split column"
     # The face axis alone holds all the test-split signal (the background's is confounded, training only).
@@ -259,7 +269,7 @@ def test_face_subspace_refit_keeps_the_c_index_that_the_face_axis_carries(
     assert np.allclose(subspace.project(metered[-1]), 0.0, atol=1e-12)  # "rest": outside the subspace
     wrong = FaceSubspace(np.zeros(7), np.zeros((0, 7)), np.zeros(0), np.zeros((0, 7)), 0.8, 7, 4, 1.0)
     with pytest.raises(InputError, match="another latent space"):
-        face_subspace_evaluation(root / "bundle", latents, root, wrong)
+        face_subspace_evaluation(load_bundle(root / "bundle"), latents, load_clinical(root), wrong)
     # The report shows the subspace and the refits as they come out of the explain stage.
     from PIL import Image
 
@@ -321,7 +331,7 @@ def test_counterfactual_span_removes_the_confounded_background(fitted: tuple[Pat
     moved = latents.codes("w").astype(np.float64)
     moved[:, 1] = rng.standard_normal(len(moved))
     swapped = Latents(patient_id=latents.patient_id, w=moved)
-    args = (root / "bundle", latents, root, None, root / "truth.csv")
+    args = (load_bundle(root / "bundle"), latents, load_clinical(root), None, root / "truth.csv")
     result = remove_nuisance_evaluation(*args, seed=0, source="counterfactual", swapped=swapped)
     assert result["n_directions"] == 1 and result["nuisance_source"] == "counterfactual"
     truth = remove_nuisance_evaluation(*args, seed=0, source="truth")
@@ -350,7 +360,14 @@ def test_held_out_attribute_tracks_the_true_facial_risk_of_unseen_patients(
     world = tmp_path / "world"
     latents, codes = _synthetic_cohort(world, confounded=False)
     test_ids = latents.patient_id[::3]
-    result = held_out_health(root / "bundle", latents, world, world / "truth.csv", seed=0, test_ids=test_ids)
+    result = held_out_health(
+        load_bundle(root / "bundle"),
+        latents,
+        load_clinical(world),
+        world / "truth.csv",
+        seed=0,
+        test_ids=test_ids,
+    )
     assert (result["n_train"], result["n_test"]) == (240 - len(test_ids), len(test_ids))
     # Risk rises along axis 0 alone, so the direction fitted on the training patients is -axis 0 and the
     # held-out attribute is -lp_face up to the small weights the model puts on the other axes.
@@ -364,7 +381,9 @@ def test_held_out_attribute_tracks_the_true_facial_risk_of_unseen_patients(
     held = table.index % 3 == 0
     table.loc[held, "time"] = table.loc[held, "time"].to_numpy()[::-1]
     table.to_csv(world / "clinical.csv", index=False)
-    scrambled = held_out_health(root / "bundle", latents, world, world / "truth.csv", 0, test_ids)
+    scrambled = held_out_health(
+        load_bundle(root / "bundle"), latents, load_clinical(world), world / "truth.csv", 0, test_ids
+    )
     assert scrambled["correlations"] == pytest.approx(result["correlations"], rel=1e-9)
     assert abs(scrambled["c_index_test"] - result["c_index_test"]) > 0.05
 
@@ -390,11 +409,15 @@ def test_held_out_refit_of_an_adjusted_bundle_keeps_its_clinical_adjusters(tmp_p
     spec = FeatureSpec(space="w", clinical=("age",))
     fit_bundle(data, spec, ModelFactory("coxnet", "joint"), tmp_path / "joint", folds=2)
     fit_bundle(data, FeatureSpec(space="w"), ModelFactory("coxnet"), tmp_path / "plain", folds=2)
-    inputs = refit_inputs(tmp_path / "joint", latents, world)
+    inputs = refit_inputs(load_bundle(tmp_path / "joint"), latents, load_clinical(world))
     assert inputs.spec.clinical == ("age",) and inputs.factory.clinical_kind == "joint"
     assert inputs.factory.options == {"l1_ratio": 0.1}  # the bundle's own penalty mix
-    adjusted = held_out_health(tmp_path / "joint", latents, world, world / "truth.csv", seed=0)
-    plain = held_out_health(tmp_path / "plain", latents, world, world / "truth.csv", seed=0)
+    adjusted = held_out_health(
+        load_bundle(tmp_path / "joint"), latents, load_clinical(world), world / "truth.csv", seed=0
+    )
+    plain = held_out_health(
+        load_bundle(tmp_path / "plain"), latents, load_clinical(world), world / "truth.csv", seed=0
+    )
     assert adjusted["correlations"]["lp_face"] < -0.9
     assert plain["correlations"]["lp_face"] > adjusted["correlations"]["lp_face"] + 0.1
     # C of the face part alone: the whole model for a latent-only bundle; below the whole adjusted model,
@@ -408,7 +431,7 @@ def test_remove_nuisance_takes_the_split_and_the_nuisance_source(
 ) -> None:
     root, latents = fitted
     truth = pd.read_csv(root / "truth.csv")
-    args = (root / "bundle", latents, root, None, root / "truth.csv")
+    args = (load_bundle(root / "bundle"), latents, load_clinical(root), None, root / "truth.csv")
     default = remove_nuisance_evaluation(*args, seed=0)
     given = remove_nuisance_evaluation(
         *args, seed=0, test_ids=truth.loc[truth["split"] == "test", "patient_id"]

@@ -57,8 +57,6 @@ class FitConfig:
     face_threshold: float = 0.5
 
 
-
-
 @dataclass
 class ExplainConfig:
     # bundle whose health direction is explained (e.g. "coxnet"); "" = coxnet_adjusted, coxph_adjusted,

@@ -97,12 +97,12 @@ def explain(
         )
     if counterfactual is not None and not remove_nuisance:
         raise InputError("--counterfactual picks the nuisance directions of --remove-nuisance; add that flag")
+    from stylesurv.cohort.table import load_clinical
     from stylesurv.core.console import console, info
     from stylesurv.core.latents import load_latents
-    from stylesurv.explain.outputs import ExplainOptions, explain_run, find_face_subspace
+    from stylesurv.explain.outputs import ExplainOptions
     from stylesurv.gan.checkpoint import load_generator
-    from stylesurv.gan.render import style_space_view
-    from stylesurv.studies.refit import face_share_meter, face_subspace_evaluation, remove_nuisance_evaluation
+    from stylesurv.studies.explain_stage import ExplainInputs, explain_stage
     from stylesurv.survival.bundle import load_bundle
 
     options = ExplainOptions(
@@ -115,43 +115,23 @@ def explain(
         face_threshold=face_threshold,
         seed=seed,
     )
-    codes = load_latents(latents)
-    model = load_bundle(bundle)
-    gen = base = load_generator(generator).eval()
-    styles = model.spec.space == "styles"
-    if styles:  # edits, probes and the face subspace work on style codes, rendered by a style generator
-        codes, gen = style_space_view(codes, base)
-    extra = {}
-    if remove_nuisance and cohort is not None:
-        swapped = None
-        if counterfactual is not None:
-            from stylesurv.app.counterfactual import embed_run_counterfactuals
+    swapped = None
+    if remove_nuisance and counterfactual is not None:
+        from stylesurv.app.counterfactual import embed_run_counterfactuals
 
-            swapped = embed_run_counterfactuals(counterfactual, seed=seed)
-            if styles:
-                swapped = style_space_view(swapped, base)[0]
-        extra["remove_nuisance"] = remove_nuisance_evaluation(
-            bundle,
-            codes,
-            cohort,
-            aligned,
-            truth,
-            seed=seed,
-            source="counterfactual" if swapped is not None else None,
-            swapped=swapped,
-        )
-    shape = tuple(model.latent_direction().shape)
-    subspace = find_face_subspace(gen, codes, shape, aligned, options) if aligned is not None else None
-    if subspace is not None and cohort is not None:
-        assert aligned is not None  # a subspace needs the masks
-        meter = face_share_meter(gen, codes, shape, aligned, options)
-        extra["face_subspace_refit"] = face_subspace_evaluation(
-            bundle, codes, cohort, subspace, truth, seed, meter=meter
-        )
-    inputs = {"bundle": str(bundle), "generator": str(generator), "latents": str(latents)}
-    summary = explain_run(
-        model, gen, codes, out, aligned, truth, options, inputs=inputs, extra=extra, subspace=subspace
+        swapped = embed_run_counterfactuals(counterfactual, seed=seed)
+    inputs = ExplainInputs(
+        bundle=load_bundle(bundle),
+        generator=load_generator(generator).eval(),
+        latents=load_latents(latents),
+        paths={"bundle": str(bundle), "generator": str(generator), "latents": str(latents)},
+        aligned=aligned,
+        truth=truth,
+        outcomes=load_clinical(cohort) if cohort is not None else None,
+        swapped=swapped,
+        remove_nuisance=("counterfactual" if swapped is not None else "auto") if remove_nuisance else "",
     )
+    summary = explain_stage(inputs, options, out)
     info(f"[green]✓[/green] explain outputs in {out}")
     headline = {
         k: summary[k]

@@ -44,6 +44,7 @@ REMOVE_NUISANCE = ("", *NUISANCE_SOURCES)  # explain.remove_nuisance: off, or th
 if TYPE_CHECKING:
     from torch import nn
 
+    from stylesurv.explain.outputs import ExplainOptions
     from stylesurv.invert.embed import EmbedConfig, Networks
 
 
@@ -229,6 +230,20 @@ def _fit(
     return build
 
 
+def explain_options(config: RunConfig) -> ExplainOptions:
+    """The explain stage's options as a run config sets them."""
+    from stylesurv.explain.outputs import ExplainOptions
+
+    return ExplainOptions(
+        max_sd=config.explain.max_sd,
+        attribution_patients=config.explain.attribution_patients,
+        n_random=config.explain.random_directions,
+        face_threshold=config.explain.face_threshold,
+        face_patients=config.explain.face_patients,
+        seed=config.seed,
+    )
+
+
 SUBSPACE_FILE = "face_subspace.npz"
 
 
@@ -274,70 +289,30 @@ def _explain(
     face_subspace: Path | None = None,
 ) -> Callable[[Path], None]:
     def build(out: Path) -> None:
+        from stylesurv.cohort.table import load_clinical
         from stylesurv.core.latents import load_latents
-        from stylesurv.explain.outputs import ExplainOptions, explain_run, find_face_subspace
         from stylesurv.gan.checkpoint import load_generator
         from stylesurv.gan.face_subspace import load_face_subspace
-        from stylesurv.gan.render import style_space_view
-        from stylesurv.studies.refit import (
-            face_share_meter,
-            face_subspace_evaluation,
-            remove_nuisance_evaluation,
-        )
+        from stylesurv.studies.explain_stage import ExplainInputs, explain_stage
         from stylesurv.survival.bundle import load_bundle
 
-        codes = load_latents(latents)
-        model = load_bundle(bundle)
-        net = base = load_generator(generator)
-        if model.spec.space == "styles":  # edits and probes on style codes, rendered by a style generator
-            codes, net = style_space_view(codes, base)
-        options = ExplainOptions(
-            max_sd=config.explain.max_sd,
-            attribution_patients=config.explain.attribution_patients,
-            n_random=config.explain.random_directions,
-            face_threshold=config.explain.face_threshold,
-            face_patients=config.explain.face_patients,
-            seed=config.seed,
-        )
-        shape = tuple(model.latent_direction().shape)
-        if (
-            face_subspace is not None
-        ):  # the face_subspace stage found it in the same codes, with the same options
+        subspace = None
+        if face_subspace is not None:  # the face_subspace stage found it in the same codes, same options
             subspace = load_face_subspace(face_subspace, config.explain.face_threshold)
-        else:
-            subspace = find_face_subspace(net, codes, shape, aligned, options)
-        extra = {}
-        if subspace is not None:
-            meter = face_share_meter(net, codes, shape, aligned, options)
-            extra["face_subspace_refit"] = face_subspace_evaluation(
-                bundle, codes, Path(config.cohort), subspace, truth, seed=config.seed, meter=meter
-            )
-        if config.explain.remove_nuisance:
-            swapped = load_latents(counterfactual / "latents.npz") if counterfactual is not None else None
-            if swapped is not None and model.spec.space == "styles":
-                swapped = style_space_view(swapped, base)[0]
-            extra["remove_nuisance"] = remove_nuisance_evaluation(
-                bundle,
-                codes,
-                Path(config.cohort),
-                aligned,
-                truth,
-                seed=config.seed,
-                source=config.explain.remove_nuisance,
-                swapped=swapped,
-            )
-        explain_run(
-            model,
-            net,
-            codes,
-            out,
-            inputs={"bundle": str(bundle), "generator": str(generator), "latents": str(latents)},
-            aligned_dir=aligned,
-            truth_csv=truth,
-            options=options,
-            extra=extra,
+        swapped = load_latents(counterfactual / "latents.npz") if counterfactual is not None else None
+        inputs = ExplainInputs(
+            bundle=load_bundle(bundle),
+            generator=load_generator(generator),
+            latents=load_latents(latents),
+            paths={"bundle": str(bundle), "generator": str(generator), "latents": str(latents)},
+            aligned=aligned,
+            truth=truth,
+            outcomes=load_clinical(Path(config.cohort)),
             subspace=subspace,
+            swapped=swapped,
+            remove_nuisance=config.explain.remove_nuisance,
         )
+        explain_stage(inputs, explain_options(config), out)
 
     return build
 

@@ -171,5 +171,3 @@ def embed_counterfactuals(
             return done
     embed_folder(folder / "aligned", networks, out, config)
     return load_latents(out)
-
-

@@ -28,10 +28,16 @@ from stylesurv.explain.outputs import ExplainOptions, _correlations, attribution
 from stylesurv.gan.face_subspace import CURVE_THRESHOLDS, CodeRestriction, FaceSubspace
 from stylesurv.gan.render import broadcast_ws, synthesize
 from stylesurv.studies.counterfactual import DEFAULT_ENERGY, SWAPPED_REGIONS, counterfactual_basis
+from stylesurv.survival.bundle import SurvivalBundle
 from stylesurv.survival.data import FeatureSpec, SurvivalData
 from stylesurv.survival.models import ModelFactory
 
-NUISANCE_SOURCES = ("truth", "photo", "counterfactual")  # where remove_nuisance_evaluation takes its directions
+NUISANCE_SOURCES = (
+    "truth",
+    "photo",
+    "counterfactual",
+)  # where remove_nuisance_evaluation takes its directions
+
 
 # ------------------------------------------------------------------------------ held-out evaluation
 def held_out_split(
@@ -79,15 +85,13 @@ class RefitInputs:
         return ModelFactory(self.kind, "joint" if self.spec.clinical else None, dict(self.options))
 
 
-def refit_inputs(bundle_dir: str | Path, latents: Latents, cohort_dir: str | Path) -> RefitInputs:
+def refit_inputs(bundle: SurvivalBundle, latents: Latents, table: pd.DataFrame) -> RefitInputs:
     """The bundle's model kind and latent feature spec (with the clinical covariates it is adjusted for, if
     any; late-fusion covariates are dropped), with the codes joined to the cohort's outcomes; an InputError
     for a bundle that was not fitted on latent codes."""
-    from stylesurv.survival.bundle import load_bundle
-    from stylesurv.survival.data import LATENT_SPACES, FeatureSpec, join_latents, read_cohort_table
+    from stylesurv.survival.data import LATENT_SPACES, FeatureSpec, join_latents
     from stylesurv.survival.models import IMAGE_KINDS
 
-    bundle = load_bundle(bundle_dir)
     spec = FeatureSpec(
         space=bundle.spec.space,
         wplus_reduce=bundle.spec.wplus_reduce,
@@ -96,13 +100,10 @@ def refit_inputs(bundle_dir: str | Path, latents: Latents, cohort_dir: str | Pat
         clinical=bundle.adjusted_for,
     )
     if spec.space not in LATENT_SPACES:
-        raise InputError(
-            f"{bundle_dir}: refitting needs a model fitted on latent codes, not {bundle.model_name!r}"
-        )
+        raise InputError(f"refitting needs a model fitted on latent codes, not {bundle.model_name!r}")
     kind = bundle.kind if bundle.kind in IMAGE_KINDS else "coxnet"
     params = bundle.meta.get("model", {}).get("params", {})
     options = {"l1_ratio": params["l1_ratio"]} if kind == "coxnet" and "l1_ratio" in params else {}
-    table = read_cohort_table(cohort_dir)
     data = join_latents(latents, table, spec.space, spec.clinical)
     if bundle.restriction is not None:  # a face-bound bundle: refits see its restricted codes, as it did
         data = dataclasses.replace(data, codes=bundle.restriction.apply(data.codes))
@@ -165,9 +166,9 @@ def _truth_tables(truth_csv: str | Path | None) -> tuple[pd.DataFrame | None, pd
 
 
 def held_out_health(
-    bundle_dir: str | Path,
+    bundle: SurvivalBundle,
     latents: Latents,
-    cohort_dir: str | Path,
+    table: pd.DataFrame,
     truth_csv: str | Path,
     seed: int = 0,
     test_ids: Collection[str] | None = None,
@@ -178,7 +179,7 @@ def held_out_health(
 
     The split is ``test_ids`` when given, else the truth's split column, else a seeded 70/30 split.
     """
-    inputs = refit_inputs(bundle_dir, latents, cohort_dir)
+    inputs = refit_inputs(bundle, latents, table)
     health, truth = _truth_tables(truth_csv)
     train, test, split_name = held_out_split(inputs.data.patient_id, inputs.data.event, truth, seed, test_ids)
     info(f"refitting {inputs.kind} on {len(train)} training patients, evaluating on {len(test)} held out")
@@ -197,9 +198,9 @@ def held_out_health(
 
 # ------------------------------------------------------------------------------------- nuisance removal
 def remove_nuisance_evaluation(
-    bundle_dir: str | Path,
+    bundle: SurvivalBundle,
     latents: Latents,
-    cohort_dir: str | Path,
+    table: pd.DataFrame,
     aligned_dir: str | Path | None,
     truth_csv: str | Path | None,
     seed: int = 0,
@@ -228,7 +229,7 @@ def remove_nuisance_evaluation(
         raise InputError("nuisance directions from the truth need the synthetic world's truth.csv (--truth)")
     if source == "photo" and aligned_dir is None:
         raise InputError("nuisance directions measured in the photos need the aligned folder (--aligned)")
-    inputs = refit_inputs(bundle_dir, latents, cohort_dir)
+    inputs = refit_inputs(bundle, latents, table)
     data = inputs.data
     ids = data.patient_id
     health, truth = _truth_tables(truth_csv)
@@ -316,9 +317,9 @@ def face_share_meter(
 
 
 def face_subspace_evaluation(
-    bundle_dir: str | Path,
+    bundle: SurvivalBundle,
     latents: Latents,
-    cohort_dir: str | Path,
+    table: pd.DataFrame,
     subspace: FaceSubspace,
     truth_csv: str | Path | None = None,
     seed: int = 0,
@@ -336,7 +337,7 @@ def face_subspace_evaluation(
     in C-index of a model whose edits stay in the face.  ``meter`` (:func:`face_share_meter`) adds, per
     refit, the measured face share of its health direction.
     """
-    inputs = refit_inputs(bundle_dir, latents, cohort_dir)
+    inputs = refit_inputs(bundle, latents, table)
     data = inputs.data
     health, truth = _truth_tables(truth_csv)
     train, test, split_name = held_out_split(data.patient_id, data.event, truth, seed, test_ids)
