@@ -7,6 +7,7 @@ The layers, lowest first, are the ones docs/ARCHITECTURE.md draws.
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,11 @@ def test_no_import_cycles() -> None:
 def test_the_checks_catch_what_they_are_for(graph: dict[str, set[str]], upward: int, cyclic: int) -> None:
     assert len(upward_edges(graph)) == upward
     assert len(cycles(graph)) == cyclic
+
+
+@pytest.mark.parametrize("package", LAYERS)
+def test_every_package_says_what_it_is_and_lists_its_modules(package: str) -> None:
+    module = importlib.import_module(f"stylesurv.{package}")
+    assert module.__doc__ and len(module.__doc__) > 20
+    on_disk = {p.stem for p in (PACKAGE / package).glob("*.py") if p.stem != "__init__"}
+    assert set(module.__all__) == on_disk

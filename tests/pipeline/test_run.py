@@ -147,6 +147,21 @@ def test_kill_at_every_stage_boundary_and_inside_embedding_resumes_identically(
     _assert_same(expected, _outputs(out))
 
 
+def test_adding_a_model_fits_only_that_model(world, reference, tmp_path):
+    import dataclasses
+    import shutil
+
+    out, outputs = reference
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    config = _config(world, copy)
+    fit = dataclasses.replace(config.fit, models=[*config.fit.models, "coxph"])
+    result = run_pipeline(dataclasses.replace(config, fit=fit))
+    assert [stage.name for stage in result.stages if not stage.cached] == ["fit/coxph"]
+    _assert_same(outputs, _outputs(copy))
+    assert sorted(read_run(copy).bundles) == ["clinical", "coxnet", "coxph"]
+
+
 def test_run_command_needs_a_cohort_and_a_generator(tmp_path):
     assert main(["run", "--out", str(tmp_path / "r")]) == 1
     assert (

@@ -38,6 +38,7 @@ PRIMARY_MODELS = tuple(
     for suffix in ("_face", "")
     for name in ("coxnet_adjusted", "coxph_adjusted", "coxnet", "coxph")
 )
+PER_RUN_FIT_FIELDS = ("models", "fusion_model", "face_threshold")  # fit settings that no one fit reads whole
 FACE_SUFFIX = "_face"  # a fit.models entry with it is fitted on codes kept to the face subspace
 REMOVE_NUISANCE = ("", *NUISANCE_SOURCES)  # explain.remove_nuisance: off, or the source
 
@@ -448,7 +449,11 @@ def run_pipeline(config: RunConfig) -> PipelineResult:
     bundles: dict[str, Path] = {}
     for model in config.fit.models:
         name, kind, clinical, fusion = _model_plan(model, config)
-        fit_cfg = {**vars(config.fit), "model": kind, "clinical": clinical, "seed": config.seed}
+        # the key holds what this fit reads, not the list of the other models: adding one fits it alone
+        fit_cfg = {k: v for k, v in vars(config.fit).items() if k not in PER_RUN_FIT_FIELDS}
+        fit_cfg.update(model=kind, clinical=clinical, seed=config.seed)
+        if model.endswith(FACE_SUFFIX):
+            fit_cfg["face_threshold"] = config.fit.face_threshold
         if fusion != "late":
             fit_cfg["fusion"] = fusion
         fit_inputs = {"latents": latents, "clinical": clinical_csv}
