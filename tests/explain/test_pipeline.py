@@ -9,8 +9,9 @@ from stylesurv.app.cli import main
 from stylesurv.cohort.table import load_clinical
 from stylesurv.core.errors import InputError
 from stylesurv.core.latents import Latents, save_latents
+from stylesurv.explain.config import ExplainConfig
 from stylesurv.explain.direction import health_direction
-from stylesurv.explain.outputs import ExplainOptions, explain_run, find_face_subspace
+from stylesurv.explain.outputs import explain_run, find_face_subspace
 from stylesurv.studies.refit import (
     face_share_meter,
     face_subspace_evaluation,
@@ -41,7 +42,7 @@ def test_explain_writes_every_output(tmp_path: Path) -> None:
     gradient[0, 1] = 1.0
     truth = pd.DataFrame({"patient_id": ids, "lp_face": codes[:, 0, 1], "background_value": codes[:, 0, 0]})
     truth.to_csv(tmp_path / "truth.csv", index=False)
-    options = ExplainOptions(steps=5, patients=["p3", "../evil"], n_random=2)
+    options = ExplainConfig(steps=5, patients=["p3", "../evil"], random_directions=2)
     summary = explain_run(
         GradientBundle(gradient),
         gen,
@@ -97,7 +98,7 @@ def test_explain_attribution_reports_the_strict_margin_group_and_orthogonal_shar
     gradient[0, 1] = -1.0  # the face coordinate
     gradient[0, 0] = -0.5  # and some background, which the background probe finds
     latents = Latents(patient_id=ids, wplus=codes.astype(np.float32))
-    options = ExplainOptions(steps=3, n_random=2, attribution_patients=8)
+    options = ExplainConfig(steps=3, random_directions=2, attribution_patients=8)
     summary = explain_run(
         GradientBundle(gradient),
         gen,
@@ -216,7 +217,7 @@ def test_removing_the_confounded_background_keeps_the_held_out_c_index(
         region_generator(),
         latents,
         tmp_path / "run" / "explain",
-        options=ExplainOptions(steps=3, n_random=1),
+        options=ExplainConfig(steps=3, random_directions=1),
         extra={"remove_nuisance": result},
     )
     html = write_report(tmp_path / "run", no_photos=True)[0].read_text()
@@ -282,7 +283,7 @@ def test_face_subspace_refit_keeps_the_c_index_that_the_face_axis_carries(
         Image.fromarray(region_mask(gen.img_resolution)).save(tmp_path / "aligned" / "masks" / f"{pid}.png")
     gradient = np.zeros(6)
     gradient[1] = 1.0
-    options = ExplainOptions(steps=3, n_random=1, attribution_patients=8)
+    options = ExplainConfig(steps=3, random_directions=1, attribution_patients=8)
     summary = explain_run(
         GradientBundle(gradient),
         gen,
@@ -312,7 +313,7 @@ def test_face_share_meter_measures_an_edit_like_the_attribution(
     (tmp_path / "masks").mkdir()
     for pid in latents.patient_id:
         Image.fromarray(region_mask(gen.img_resolution)).save(tmp_path / "masks" / f"{pid}.png")
-    options = ExplainOptions(attribution_patients=8)
+    options = ExplainConfig(attribution_patients=8)
     assert face_share_meter(gen, latents, (6,), tmp_path / "nowhere", options) is None
     meter = face_share_meter(gen, latents, (6,), tmp_path, options)
     assert meter is not None

@@ -265,8 +265,9 @@ def test_style_space_run_refits_and_explains_in_style_space(world, reference, tm
     fit = dataclasses.replace(config.fit, space="styles", models=models, face_threshold=0.3)
     result = run_pipeline(dataclasses.replace(config, fit=fit))
     cached = {stage.name for stage in result.stages if stage.cached}
-    assert {"validate", "aligned", "finetune", "encoder", "embed"} <= cached
-    assert not cached & {"fit/coxnet", "face_subspace", "fit/coxnet_face", "explain"}  # new features
+    # the run's features were style codes already: the plain fits are reused, only the new model is fitted
+    assert {"validate", "aligned", "finetune", "encoder", "embed", "fit/coxnet", "fit/clinical"} <= cached
+    assert not cached & {"face_subspace", "fit/coxnet_face", "explain"}, cached
     bundle = load_bundle(copy / "fit" / "coxnet")
     generator = read_run(copy).generator
     from stylesurv.gan.checkpoint import load_generator

@@ -10,7 +10,8 @@ import pandas as pd
 from PIL import Image
 
 from stylesurv.core.latents import Latents, save_latents
-from stylesurv.explain.outputs import ExplainOptions, explain_run
+from stylesurv.explain.config import ExplainConfig
+from stylesurv.explain.outputs import explain_run
 from tests.explain.toys import region_generator, region_mask
 
 EVIL_ID = "<script>alert(1)</script>"
@@ -122,8 +123,8 @@ def build_run(root: Path, n: int = 40, seed: int = 0) -> Path:
     )
     oof.to_csv(fit / "oof_risk.csv", index=False)
 
-    options = ExplainOptions(
-        max_sd=2.0, steps=5, patients=["p01", EVIL_ID], n_random=2, attribution_patients=10
+    options = ExplainConfig(
+        max_sd=2.0, steps=5, patients=["p01", EVIL_ID], random_directions=2, attribution_patients=10
     )
     explain_run(GradientBundle(gradient), gen, latents, run / "explain", aligned_dir=aligned, options=options)
     set_known_explain_numbers(run / "explain" / "summary.json")

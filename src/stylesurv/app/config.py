@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from stylesurv.core.errors import InputError
+from stylesurv.explain.config import ExplainConfig
 
 
 @dataclass
@@ -55,24 +56,6 @@ class FitConfig:
     # face-bound models (entries of `models` ending in "_face", e.g. "adjusted_face"): the same model fitted
     # on codes kept to the face subspace at this threshold (explain.localize; found without outcomes)
     face_threshold: float = 0.5
-
-
-@dataclass
-class ExplainConfig:
-    # bundle whose health direction is explained (e.g. "coxnet"); "" = coxnet_adjusted, coxph_adjusted,
-    # coxnet, coxph: the first one fitted
-    model: str = ""
-    attribution_patients: int = 64  # patients whose image change along the direction is measured
-    random_directions: int = 8  # random directions of the attribution baseline
-    max_sd: float = 3.0  # edits span -max_sd .. +max_sd attribute SDs
-    # refit the explained model without nuisance directions and report the held-out C-index with and without:
-    # "" (off), "photo" (probes of colours and pose measured in the photos), "truth" (a synthetic world's
-    # truth.csv), "counterfactual" (re-embed photos with background and clothing recoloured; see
-    # explain.counterfactual)
-    remove_nuisance: str = ""
-    counterfactual_patients: int = 200  # patients re-embedded for "counterfactual"
-    face_threshold: float = 0.8  # face share of its image change a direction needs to be face-local
-    face_patients: int = 16  # patients whose generator Jacobians define the face subspace
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Counterfactual codes of a finished run: its patients re-embedded with background and clothing recoloured."""
+"""Counterfactual codes of a finished run: its patients re-embedded with recoloured background and clothes."""
 
 from __future__ import annotations
 

@@ -7,6 +7,11 @@ from typing import Annotated
 
 import typer
 
+from stylesurv.explain.config import ExplainConfig
+
+DEFAULTS = ExplainConfig()  # every default below is the config's
+FLAGS = {name: "--" + name.replace("_", "-") for name in DEFAULTS.to_json()}  # config field -> flag
+
 
 def explain(
     bundle: Annotated[Path, typer.Option("--bundle", help="Survival model bundle folder (`stylesurv fit`).")],
@@ -49,26 +54,26 @@ def explain(
     ] = "",
     max_sd: Annotated[
         float, typer.Option("--max-sd", help="Edits span -max-sd .. +max-sd attribute SDs.")
-    ] = 3.0,
-    steps: Annotated[int, typer.Option("--steps", help="Columns of the edit grids (odd).")] = 7,
+    ] = DEFAULTS.max_sd,
+    steps: Annotated[int, typer.Option("--steps", help="Columns of the edit grids (odd).")] = DEFAULTS.steps,
     random_directions: Annotated[
         int, typer.Option("--random-directions", help="Random directions of the attribution baseline.")
-    ] = 8,
+    ] = DEFAULTS.random_directions,
     attribution_patients: Annotated[
         int, typer.Option("--attribution-patients", help="Patients whose image change is measured.")
-    ] = 64,
+    ] = DEFAULTS.attribution_patients,
     face_threshold: Annotated[
         float,
         typer.Option(
             "--face-threshold",
             help="Face share of the image change a latent direction needs to count as face-local (0-1).",
         ),
-    ] = 0.8,
+    ] = DEFAULTS.face_threshold,
     face_patients: Annotated[
         int,
         typer.Option("--face-patients", help="Patients whose generator Jacobians define the face subspace."),
-    ] = 16,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of every random choice.")] = 0,
+    ] = DEFAULTS.face_patients,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of every random choice.")] = DEFAULTS.seed,
 ) -> None:
     """Health direction of a survival model in latent space, faces edited along it, where in the image it
     acts, and how it relates to nuisance attributes; writes images, CSVs and summary.json into --out.
@@ -80,15 +85,16 @@ def explain(
 
     from stylesurv.core.errors import InputError
 
-    if steps < 3 or steps % 2 == 0:
-        raise InputError(f"--steps must be odd and at least 3 (so that a = 0 is a column), got {steps}")
-    if max_sd <= 0:
-        raise InputError(f"--max-sd must be positive, got {max_sd}")
-    if not 0.0 < face_threshold < 1.0 or face_patients < 1:
-        raise InputError(
-            f"--face-threshold must lie between 0 and 1 and --face-patients be at least 1, got "
-            f"{face_threshold} and {face_patients}"
-        )
+    options = ExplainConfig(
+        max_sd=max_sd,
+        steps=steps,
+        patients=[p.strip() for p in patients.split(",") if p.strip()],
+        random_directions=random_directions,
+        attribution_patients=attribution_patients,
+        face_patients=face_patients,
+        face_threshold=face_threshold,
+        seed=seed,
+    ).validate(FLAGS)
     if remove_nuisance and cohort is None:
         raise InputError("--remove-nuisance needs --cohort DIR (the outcomes to refit the model on)")
     if remove_nuisance and aligned is None and truth is None and counterfactual is None:
@@ -100,21 +106,10 @@ def explain(
     from stylesurv.cohort.table import load_clinical
     from stylesurv.core.console import console, info
     from stylesurv.core.latents import load_latents
-    from stylesurv.explain.outputs import ExplainOptions
     from stylesurv.gan.checkpoint import load_generator
     from stylesurv.studies.explain_stage import ExplainInputs, explain_stage
     from stylesurv.survival.bundle import load_bundle
 
-    options = ExplainOptions(
-        max_sd=max_sd,
-        steps=steps,
-        patients=[p.strip() for p in patients.split(",") if p.strip()],
-        n_random=random_directions,
-        attribution_patients=attribution_patients,
-        face_patients=face_patients,
-        face_threshold=face_threshold,
-        seed=seed,
-    )
     swapped = None
     if remove_nuisance and counterfactual is not None:
         from stylesurv.app.counterfactual import embed_run_counterfactuals

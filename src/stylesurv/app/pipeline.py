@@ -11,6 +11,7 @@ key, and marked done only when complete.  The run folder layout is the one the r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import resource
 import time
@@ -25,7 +26,6 @@ from stylesurv.core.console import info
 from stylesurv.core.errors import InputError
 from stylesurv.core.hashing import hash_tree
 from stylesurv.core.rundir import RunDir, StageResult
-from stylesurv.studies.refit import NUISANCE_SOURCES
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 BASE_GENERATOR = ASSETS / "base_generator.safetensors"
@@ -40,12 +40,10 @@ PRIMARY_MODELS = tuple(
 )
 PER_RUN_FIT_FIELDS = ("models", "fusion_model", "face_threshold")  # fit settings that no one fit reads whole
 FACE_SUFFIX = "_face"  # a fit.models entry with it is fitted on codes kept to the face subspace
-REMOVE_NUISANCE = ("", *NUISANCE_SOURCES)  # explain.remove_nuisance: off, or the source
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from stylesurv.explain.outputs import ExplainOptions
     from stylesurv.invert.embed import EmbedConfig, Networks
 
 
@@ -231,20 +229,6 @@ def _fit(
     return build
 
 
-def explain_options(config: RunConfig) -> ExplainOptions:
-    """The explain stage's options as a run config sets them."""
-    from stylesurv.explain.outputs import ExplainOptions
-
-    return ExplainOptions(
-        max_sd=config.explain.max_sd,
-        attribution_patients=config.explain.attribution_patients,
-        n_random=config.explain.random_directions,
-        face_threshold=config.explain.face_threshold,
-        face_patients=config.explain.face_patients,
-        seed=config.seed,
-    )
-
-
 SUBSPACE_FILE = "face_subspace.npz"
 
 
@@ -255,7 +239,8 @@ def _face_subspace(
 
     def build(out: Path) -> None:
         from stylesurv.core.latents import load_latents
-        from stylesurv.explain.outputs import ExplainOptions, find_face_subspace
+        from stylesurv.explain.config import ExplainConfig
+        from stylesurv.explain.outputs import find_face_subspace
         from stylesurv.gan.checkpoint import load_generator
         from stylesurv.gan.face_subspace import save_face_subspace
         from stylesurv.gan.render import style_space_view
@@ -265,7 +250,7 @@ def _face_subspace(
         space = config.fit.space or config.embed.space
         if space == "styles":
             codes, net = style_space_view(codes, net)
-        options = ExplainOptions(
+        options = ExplainConfig(
             attribution_patients=config.explain.attribution_patients,
             face_patients=config.explain.face_patients,
             seed=config.seed,
@@ -313,7 +298,7 @@ def _explain(
             swapped=swapped,
             remove_nuisance=config.explain.remove_nuisance,
         )
-        explain_stage(inputs, explain_options(config), out)
+        explain_stage(inputs, dataclasses.replace(config.explain, seed=config.seed), out)
 
     return build
 
@@ -375,16 +360,7 @@ def run_pipeline(config: RunConfig) -> PipelineResult:
         raise InputError(f"{cohort}: no clinical.csv; give a cohort folder (see `stylesurv validate --help`)")
     if not generator.is_file():
         raise InputError(f"{generator}: generator checkpoint not found")
-    if config.explain.remove_nuisance not in REMOVE_NUISANCE:
-        raise InputError(
-            f"explain.remove_nuisance must be one of {', '.join(map(repr, REMOVE_NUISANCE))}, "
-            f"got {config.explain.remove_nuisance!r}"
-        )
-    if not 0.0 < config.explain.face_threshold < 1.0 or config.explain.face_patients < 1:
-        raise InputError(
-            "explain.face_threshold must lie between 0 and 1 and explain.face_patients be at least 1, got "
-            f"{config.explain.face_threshold} and {config.explain.face_patients}"
-        )
+    config.explain.validate()
     run = RunDir(config.out)
     run.update_manifest(config=config.to_dict(), seed=config.seed)
     result = PipelineResult(run_dir=run.root)
@@ -578,7 +554,8 @@ def _demo_cohort_ready(cohort: Path, settings: DemoSettings) -> bool:
 
 def demo_config(out: Path, settings: DemoSettings) -> RunConfig:
     """The run config of the demo: shipped generator and encoder, CoxNet + DeepSurv + clinical fusion."""
-    from stylesurv.app.config import AlignConfig, EmbedConfig, ExplainConfig, FinetuneConfig, FitConfig
+    from stylesurv.app.config import AlignConfig, EmbedConfig, FinetuneConfig, FitConfig
+    from stylesurv.explain.config import ExplainConfig
 
     cohort = out / "cohort"
     return RunConfig(

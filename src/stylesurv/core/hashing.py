@@ -1,4 +1,4 @@
-"""Content hashes of files, folders and configs (the stage cache keys), and the versions a manifest records."""
+"""Content hashes of files, folders and configs (the stage cache keys), and the versions in a manifest."""
 
 from __future__ import annotations
 

@@ -25,7 +25,6 @@ See attribution.py and nuisance.py for why.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +37,7 @@ from stylesurv.core.console import info, warn
 from stylesurv.core.errors import InputError
 from stylesurv.core.latents import Latents
 from stylesurv.explain.attribution import attribute_regions, edit_shares, face_with_margin
+from stylesurv.explain.config import ExplainConfig
 from stylesurv.explain.direction import (
     HealthDirection,
     codes_in_space,
@@ -55,9 +55,6 @@ from stylesurv.explain.nuisance import (
 )
 from stylesurv.gan.face_subspace import (
     ANALYSIS_RESOLUTION,
-    DEFAULT_COMPONENTS,
-    DEFAULT_PATIENTS,
-    DEFAULT_THRESHOLD,
     FaceSubspace,
     face_subspace,
     save_face_subspace,
@@ -65,28 +62,6 @@ from stylesurv.gan.face_subspace import (
 
 if TYPE_CHECKING:
     pass
-
-
-@dataclass
-class ExplainOptions:
-    """Knobs of the explain stage (all have defaults that suit a 64 px cohort on a CPU)."""
-
-    max_sd: float = 3.0  # edits span -max_sd .. +max_sd attribute SDs
-    steps: int = 7  # columns of the edit grids (odd, so a = 0 is one of them)
-    patients: list[str] = field(default_factory=list)  # edited patients; empty: spread over the attribute
-    n_patients: int = 4  # how many patients to edit when none are named
-    attribution_patients: int = 64  # patients whose image change is measured (seeded sample)
-    n_random: int = 8  # random directions of the attribution baseline
-    step_sd: float = 1.0  # attribution step, in attribute SDs
-    seed: int = 0
-    batch: int = 16
-    gif_scale: int = 2  # GIF pixels per image pixel
-    face_components: int = DEFAULT_COMPONENTS  # principal directions searched for the face subspace
-    face_patients: int = DEFAULT_PATIENTS  # patients whose Jacobians define the face subspace
-    face_threshold: float = DEFAULT_THRESHOLD  # face share a direction needs to be in the face subspace
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 PATTERN_DEFINITION = (
@@ -136,7 +111,7 @@ def explain_run(
     out_dir: str | Path,
     aligned_dir: str | Path | None = None,
     truth_csv: str | Path | None = None,
-    options: ExplainOptions | None = None,
+    options: ExplainConfig | None = None,
     inputs: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
     subspace: FaceSubspace | None = None,
@@ -150,7 +125,7 @@ def explain_run(
     """
     from stylesurv.core.atomic import atomic_dir
 
-    opts = options or ExplainOptions()
+    opts = options or ExplainConfig()
     gradient = np.asarray(bundle.latent_direction(), dtype=np.float64)
     codes = codes_in_space(latents, tuple(gradient.shape))
     direction = health_direction(gradient, codes)
@@ -292,14 +267,14 @@ def _write_recons(folder: Path, chosen: list[str], images: np.ndarray) -> dict[s
     return written
 
 
-def attribution_rows(n_patients: int, opts: ExplainOptions) -> np.ndarray:
+def attribution_rows(n_patients: int, opts: ExplainConfig) -> np.ndarray:
     """The seeded sample of patients whose image change the attribution measures (sorted row indices)."""
     rng = np.random.default_rng(opts.seed)
     return np.sort(rng.choice(n_patients, size=min(opts.attribution_patients, n_patients), replace=False))
 
 
 def find_face_subspace(
-    generator: Any, latents: Latents, shape: tuple[int, ...], aligned_dir: str | Path, opts: ExplainOptions
+    generator: Any, latents: Latents, shape: tuple[int, ...], aligned_dir: str | Path, opts: ExplainConfig
 ) -> FaceSubspace | None:
     """The face subspace of the codes in a direction's ``shape`` (W or W+), from the Jacobians at patients
     outside the attribution sample (so the face-local direction's shares are measured on other patients);
@@ -334,7 +309,7 @@ def _attribution(
     ids: np.ndarray,
     direction: HealthDirection,
     aligned: Path,
-    opts: ExplainOptions,
+    opts: ExplainConfig,
     others: dict[str, HealthDirection] | None = None,
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]] | None:
     """The attribution of the health direction and the region shares of ``others`` (same patients, same
@@ -345,11 +320,19 @@ def _attribution(
     rows = attribution_rows(len(ids), opts)
     masks, fallback = load_masks(aligned, ids[rows].tolist(), generator.img_resolution)
     info(
-        f"measuring where the direction changes the image ({len(rows)} patients, {opts.n_random} random "
-        "directions)"
+        f"measuring where the direction changes the image ({len(rows)} patients, "
+        f"{opts.random_directions} random directions)"
     )
     result = attribute_regions(
-        generator, codes[rows], direction, masks, opts.n_random, opts.step_sd, opts.seed, opts.batch, fallback
+        generator,
+        codes[rows],
+        direction,
+        masks,
+        opts.random_directions,
+        opts.step_sd,
+        opts.seed,
+        opts.batch,
+        fallback,
     )
     wide_face = face_with_margin(masks, result.margin_px)
     other_shares = {
@@ -364,5 +347,3 @@ def _attribution(
         for name, other in (others or {}).items()
     }
     return result.to_json(), other_shares
-
-

@@ -16,11 +16,11 @@ import pandas as pd
 
 from stylesurv.core.errors import InputError
 from stylesurv.core.latents import Latents
-from stylesurv.explain.outputs import ExplainOptions, explain_run, find_face_subspace
+from stylesurv.explain.config import NUISANCE_SOURCES, ExplainConfig
+from stylesurv.explain.outputs import explain_run, find_face_subspace
 from stylesurv.gan.face_subspace import FaceSubspace
 from stylesurv.gan.render import style_space_view
 from stylesurv.studies.refit import (
-    NUISANCE_SOURCES,
     face_share_meter,
     face_subspace_evaluation,
     remove_nuisance_evaluation,
@@ -55,7 +55,8 @@ class ExplainInputs:
         choices = ("", "auto", *NUISANCE_SOURCES)
         if self.remove_nuisance not in choices:
             raise InputError(
-                f"remove_nuisance must be one of {', '.join(map(repr, choices))}, got {self.remove_nuisance!r}"
+                f"remove_nuisance must be one of {', '.join(map(repr, choices))}, "
+                f"got {self.remove_nuisance!r}"
             )
         if not self.remove_nuisance:
             return
@@ -67,7 +68,7 @@ class ExplainInputs:
             raise InputError("removing nuisance directions needs the aligned photos or a synthetic truth.csv")
 
 
-def explain_stage(inputs: ExplainInputs, options: ExplainOptions, out: str | Path) -> dict[str, Any]:
+def explain_stage(inputs: ExplainInputs, options: ExplainConfig, out: str | Path) -> dict[str, Any]:
     """Run every explain step the inputs allow and write the outputs into ``out`` (replaced atomically);
     return the summary that out/summary.json holds."""
     inputs.check()

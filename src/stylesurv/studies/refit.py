@@ -22,21 +22,16 @@ from stylesurv.core.console import info
 from stylesurv.core.errors import InputError
 from stylesurv.core.latents import Latents
 from stylesurv.explain.attribution import edit_shares, face_margin_px, face_with_margin
+from stylesurv.explain.config import NUISANCE_SOURCES, ExplainConfig
 from stylesurv.explain.direction import codes_in_space, health_direction, pattern_direction
 from stylesurv.explain.nuisance import measure_photo_nuisances, nuisance_basis, project_out, truth_factors
-from stylesurv.explain.outputs import ExplainOptions, _correlations, attribution_rows
+from stylesurv.explain.outputs import _correlations, attribution_rows
 from stylesurv.gan.face_subspace import CURVE_THRESHOLDS, CodeRestriction, FaceSubspace
 from stylesurv.gan.render import broadcast_ws, synthesize
 from stylesurv.studies.counterfactual import DEFAULT_ENERGY, SWAPPED_REGIONS, counterfactual_basis
 from stylesurv.survival.bundle import SurvivalBundle
 from stylesurv.survival.data import FeatureSpec, SurvivalData
 from stylesurv.survival.models import ModelFactory
-
-NUISANCE_SOURCES = (
-    "truth",
-    "photo",
-    "counterfactual",
-)  # where remove_nuisance_evaluation takes its directions
 
 
 # ------------------------------------------------------------------------------ held-out evaluation
@@ -287,7 +282,7 @@ def _refit_fields(scored: dict[str, Any], label: str, latent_key: str) -> dict[s
 
 
 def face_share_meter(
-    generator: Any, latents: Latents, shape: tuple[int, ...], aligned_dir: str | Path, opts: ExplainOptions
+    generator: Any, latents: Latents, shape: tuple[int, ...], aligned_dir: str | Path, opts: ExplainConfig
 ) -> Callable[[np.ndarray], dict[str, float]] | None:
     """A function measuring where an edit along a latent gradient (``shape``, as the bundle's) changes the
     image: the mean face share and face-with-margin share on the attribution sample, with the step of the
