@@ -1,10 +1,12 @@
 """The demo's wall time per stage and its peak memory, run as a fresh process like `make demo` does.
 
 Budget (issue 9): at most 5 minutes of wall time and 4 GB of peak memory on 2 CPU cores.
+Run: .venv/bin/python bench/bench_demo.py [--json PATH]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import shutil
@@ -14,8 +16,32 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchjson import add_json_option, slug, write_json
 
-def main() -> list[dict]:
+
+def results(rows: list[dict]) -> dict:
+    """Flat JSON results: ``stage_<name>.seconds``, ``demo_total.seconds``, ``peak_memory.mb``,
+    ``model_<name>.harrell_c`` / ``.oof_harrell_c`` (fold mean / pooled out of fold), ``oracle.*_c``."""
+    out: dict = {}
+    for row in rows:
+        if row.get("stage") == "demo total (fresh process)":
+            out["demo_total.seconds"], out["demo_total.budget_s"] = row["seconds"], row["budget_s"]
+        elif row.get("stage") == "demo peak memory":
+            out["peak_memory.mb"], out["peak_memory.budget_mb"] = row["MB"], row["budget_MB"]
+        elif "stage" in row:
+            out[f"stage_{slug(row['stage'])}.seconds"] = row["seconds"]
+        elif row["model"] == "oracle":
+            out["oracle.face_only_c"], out["oracle.face_clinical_c"] = row["face_only"], row["face_clinical"]
+        else:
+            out[f"model_{row['model']}.harrell_c"] = row["harrell_c"]
+            out[f"model_{row['model']}.oof_harrell_c"] = row["oof_c"]
+    return out
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_json_option(parser)
+    args = parser.parse_args(argv)
     out = Path(tempfile.mkdtemp(prefix="stylesurv-demo-bench-"))
     try:
         start = time.perf_counter()
@@ -38,6 +64,7 @@ def main() -> list[dict]:
         shutil.rmtree(out, ignore_errors=True)
     for row in rows:
         print(row)
+    write_json(args.json, "demo", results(rows), argv)
     return rows
 
 

@@ -36,7 +36,10 @@ codes alone instead of the adjusted one, as Hagag et al. do.  Then:
 
 Run: ``python bench/bench_explain.py`` (600 patients per world, 50 steps; see --help).  Small check of the
 bench itself: ``python bench/bench_explain.py --quick`` (200 patients, 10 steps).  ``--out DIR`` keeps the
-runs and reuses their finished stages on a rerun.
+runs and reuses their finished stages on a rerun.  ``--json PATH`` also writes every row's value under a
+stable key (``<row>.<column>``, bench/benchjson.py): ``explained.*`` is the explained model (face-bound
+unless ``--no-face-bound``), ``not_face_bound.*`` the same model on all of the codes, ``other_model.*`` the
+codes-alone CoxNet (the adjusted one with ``--latent-only``), ``confounded_check.*`` check 4.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from benchjson import add_json_option, slug, write_json
 from rich.console import Console
 from rich.table import Table
 
@@ -105,6 +109,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="worlds whose health factors also change the outline, neck and ears "
         "(synth --effects-beyond-face)",
     )  # fmt: skip
+    add_json_option(parser)
     args = parser.parse_args(argv)
     if args.quick:
         args.n, args.steps = 200, 10
@@ -266,17 +271,25 @@ def largest_cosine(probes: list[dict], names: tuple[str, ...]) -> tuple[float, s
     return max(found) if found else (float("nan"), "none")
 
 
-def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: int) -> list[dict]:
-    """The four measurements on the two finished runs, as table rows."""
+def checks(
+    plain: Path, confounded: Path, args: argparse.Namespace, resolution: int, extra: dict | None = None
+) -> list[dict]:
+    """The four measurements on the two finished runs, as table rows (each with its JSON ``key``).
+
+    ``extra`` receives keyed values that are in the rows' text only (numbers of directions removed).
+    """
+    extra = {} if extra is None else extra
     from stylesurv.core.latents import load_latents
     from stylesurv.studies.refit import held_out_health, remove_nuisance_evaluation
     from stylesurv.survival.metrics import harrell_c
 
     rows: list[dict] = []
 
-    def row(check: str, measure: str, value: float, target: str = "", ok: bool | None = None) -> None:
+    def row(
+        check: str, measure: str, value: float, target: str = "", ok: bool | None = None, *, key: str
+    ) -> None:
         rows.append({"check": check, "measure": measure, "value": value, "target": target,
-                     "pass": "" if ok is None else ("yes" if ok else "NO")})  # fmt: skip
+                     "pass": "" if ok is None else ("yes" if ok else "NO"), "key": key})  # fmt: skip
 
     truth_b = pd.read_csv(confounded / "cohort" / "truth.csv", dtype={"patient_id": str})
     test_ids = truth_b.loc[truth_b["split"] == "test", "patient_id"].tolist()
@@ -302,9 +315,10 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
     )
     r = held["correlations"].get("lp_face", float("nan"))
     measure = f"r(attribute, lp_face), {held['n_test']} held out (CoxNet {label[model]})"
-    row("1 attribute", measure, r, "|r| >= 0.8", abs(r) >= 0.8)
+    row("1 attribute", measure, r, "|r| >= 0.8", abs(r) >= 0.8, key="explained.held_out_r_lp_face")
     for factor in FACIAL_FACTORS[1:]:
-        row("1 attribute", f"r(attribute, {factor}), held out", held["correlations"].get(factor, np.nan))
+        row("1 attribute", f"r(attribute, {factor}), held out", held["correlations"].get(factor, np.nan),
+            key=f"explained.held_out_r_{factor}")  # fmt: skip
     held_other = held_out_health(
         load_bundle(plain / "run" / "fit" / other),
         latents_a,
@@ -314,25 +328,30 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
         test_ids,
     )
     row("1 attribute", f"same, CoxNet {label[other]}",
-        held_other["correlations"].get("lp_face", float("nan")))  # fmt: skip
+        held_other["correlations"].get("lp_face", float("nan")),
+        key="other_model.held_out_r_lp_face")  # fmt: skip
     explain = json.loads((plain / "run" / "explain" / "summary.json").read_text())
     in_sample = explain.get("truth_correlations", {}).get("lp_face", float("nan"))
-    row("1 attribute", f"r(attribute, lp_face), all {explain['n_patients']} (in sample)", in_sample)
+    row("1 attribute", f"r(attribute, lp_face), all {explain['n_patients']} (in sample)", in_sample,
+        key="explained.in_sample_r_lp_face")  # fmt: skip
     pattern = explain.get("pattern", {})
     row("1 attribute", "pattern direction: r(attribute, lp_face), held out",
-        held.get("pattern_correlations", {}).get("lp_face", float("nan")))  # fmt: skip
+        held.get("pattern_correlations", {}).get("lp_face", float("nan")),
+        key="pattern_direction.held_out_r_lp_face")  # fmt: skip
     row("1 attribute", "pattern direction: same, in sample",
-        pattern.get("truth_correlations", {}).get("lp_face", float("nan")))  # fmt: skip
+        pattern.get("truth_correlations", {}).get("lp_face", float("nan")),
+        key="pattern_direction.in_sample_r_lp_face")  # fmt: skip
     truth_a = pd.read_csv(truth_a_csv, dtype={"patient_id": str}).set_index("patient_id")
     clinical = pd.read_csv(plain / "cohort" / "clinical.csv", dtype={"patient_id": str}).set_index(
         "patient_id"
     )
     test = clinical.loc[test_ids]
     oracle = harrell_c(test["time"].to_numpy(), test["event"].to_numpy(), truth_a.loc[test_ids, "lp_face"])
-    row("1 attribute", "held-out C of the refitted model", held["c_index_test"])
+    row("1 attribute", "held-out C of the refitted model", held["c_index_test"], key="explained.held_out_c")
     if not args.latent_only:
-        row("1 attribute", "same, its face part alone", held["c_index_face_test"])
-    row("1 attribute", "held-out C of the true lp_face (oracle)", oracle)
+        row("1 attribute", "same, its face part alone", held["c_index_face_test"],
+            key="explained.held_out_c_face_part")  # fmt: skip
+    row("1 attribute", "held-out C of the true lp_face (oracle)", oracle, key="oracle.held_out_c_lp_face")
     if args.face_bound:
         free = model.removesuffix("_face")
         held_free = held_out_health(
@@ -344,19 +363,23 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
             test_ids,
         )
         row("1 attribute", f"{free} (not face-bound): held-out r(attribute, lp_face)",
-            held_free["correlations"].get("lp_face", float("nan")))  # fmt: skip
-        row("1 attribute", f"{free} (not face-bound): held-out C", held_free["c_index_test"])
+            held_free["correlations"].get("lp_face", float("nan")),
+            key="not_face_bound.held_out_r_lp_face")  # fmt: skip
+        row("1 attribute", f"{free} (not face-bound): held-out C", held_free["c_index_test"],
+            key="not_face_bound.held_out_c")  # fmt: skip
         if not args.latent_only:
             row("1 attribute", f"{free} (not face-bound): same, its face part alone",
-                held_free["c_index_face_test"])  # fmt: skip
-        for name in (model, free):
+                held_free["c_index_face_test"], key="not_face_bound.held_out_c_face_part")  # fmt: skip
+        for name, role in ((model, "explained"), (free, "not_face_bound")):
             cv = json.loads((plain / "run" / "fit" / name / "cv_results.json").read_text())
-            row("1 attribute", f"{name}: 5-fold CV C over all patients", cv["oof_harrell_c"])
+            row("1 attribute", f"{name}: 5-fold CV C over all patients", cv["oof_harrell_c"],
+                key=f"{role}.cv_5fold_c")  # fmt: skip
 
     # 2. where the change happens
     attribution = explain.get("attribution")
     if attribution is None:
-        row("2 face share", "attribution missing (no masks?)", float("nan"), ">= 0.8", False)
+        row("2 face share", "attribution missing (no masks?)", float("nan"), ">= 0.8", False,
+            key="explained.face_share_along_d")  # fmt: skip
     else:
         face = attribution["health"]["face"]
         count = attribution["n_patients"]
@@ -366,24 +389,32 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
             face,
             ">= 0.8",
             face >= 0.8,
+            key="explained.face_share_along_d",
         )
         random_mean = attribution["random_mean"]["face"]
-        row("2 face share", f"same, {attribution['n_random']} random directions (mean)", random_mean)
-        row("2 face share", "same, random directions (SD)", attribution["random_sd"]["face"])
-        row("2 face share", "face share of the image area", attribution["area"]["face"])
+        row("2 face share", f"same, {attribution['n_random']} random directions (mean)", random_mean,
+            key="random_directions.face_share_mean")  # fmt: skip
+        row("2 face share", "same, random directions (SD)", attribution["random_sd"]["face"],
+            key="random_directions.face_share_sd")  # fmt: skip
+        row("2 face share", "face share of the image area", attribution["area"]["face"],
+            key="image_area.face_share")  # fmt: skip
         for region in ("background", "clothing", "other"):
-            row("2 face share", f"energy share in {region}, along d", attribution["health"][region])
+            row("2 face share", f"energy share in {region}, along d", attribution["health"][region],
+                key=f"explained.{region}_share_along_d")  # fmt: skip
         wide = attribution.get("face_with_margin")
         margin = int(attribution.get("face_margin_px", 0))
         if wide is not None:
             label = f"face + {margin} px contour margin"
-            row("2 face share", f"energy share in {label}, along d", wide["health"])
+            row("2 face share", f"energy share in {label}, along d", wide["health"],
+                key="explained.face_with_margin_share_along_d")  # fmt: skip
             row(
                 "2 face share",
                 f"same, random directions (mean +- {wide['random_sd']:.3f})",
                 wide["random_mean"],
+                key="random_directions.face_with_margin_share_mean",
             )
-            row("2 face share", f"{label}: share of the image area", wide["area"])
+            row("2 face share", f"{label}: share of the image area", wide["area"],
+                key="image_area.face_with_margin_share")  # fmt: skip
         groups = attribution.get("groups") or {}
         for name, group in sorted(groups.items(), key=lambda item: list(GROUP_RESOLUTIONS).index(item[0])):
             row(
@@ -391,7 +422,10 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
                 f"{name} layers' part of the edit: face share ({group['weight']:.2f} of |d|^2, "
                 f"{group['energy_share']:.2f} of the energy)",
                 group["health"]["face"],
+                key=f"layer_group_{slug(name)}.face_share",
             )
+            extra[f"layer_group_{slug(name)}.weight_of_d_squared"] = group["weight"]
+            extra[f"layer_group_{slug(name)}.energy_share"] = group["energy_share"]
         own = explain.get("pattern", {}).get("attribution")
         if own is not None:
             cosine = explain["pattern"]["cosine_with_d"]
@@ -399,9 +433,13 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
                 "2 face share",
                 f"pattern direction (cos with d {cosine:.2f}): face share",
                 own["health"]["face"],
+                key="pattern_direction.face_share",
             )
-            row("2 face share", "pattern direction: background share", own["health"]["background"])
-            row("2 face share", "pattern direction: face + margin share", own["face_with_margin"])
+            extra["pattern_direction.cosine_with_d"] = cosine
+            row("2 face share", "pattern direction: background share", own["health"]["background"],
+                key="pattern_direction.background_share")  # fmt: skip
+            row("2 face share", "pattern direction: face + margin share", own["face_with_margin"],
+                key="pattern_direction.face_with_margin_share")  # fmt: skip
         orthogonal = explain.get("nuisance_orthogonal", {})
         if "attribution" in orthogonal:
             row(
@@ -409,7 +447,10 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
                 f"d with the nuisance span removed ({orthogonal['n_directions']} dirs, "
                 f"{orthogonal['removed_share']:.3f} of |d|^2): face share",
                 orthogonal["attribution"]["health"]["face"],
+                key="d_without_nuisance_span.face_share",
             )
+            extra["d_without_nuisance_span.directions"] = orthogonal["n_directions"]
+            extra["d_without_nuisance_span.removed_share_of_d_squared"] = orthogonal["removed_share"]
         found = explain.get("face_subspace", {})
         if "attribution" in found:
             share = found["attribution"]["health"]["face"]
@@ -420,7 +461,10 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
                 share,
                 ">= 0.8",
                 share >= 0.8,
+                key="face_local_d.face_share",
             )
+            extra["face_local_d.subspace_dim"] = found["dim"]
+            extra["face_local_d.cosine_with_d"] = found["cosine_with_d"]
         refit = explain.get("face_subspace_refit", {})
         for key, name in (("all", "all of the codes"), ("face", "face subspace only"), ("rest", "the rest")):
             if f"c_index_{key}" in refit:
@@ -428,40 +472,55 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
                     "2 face share",
                     f"refit on {name}: held-out C, latent part",
                     refit[f"c_index_latent_{key}"],
+                    key=f"face_subspace_refit_{key}.held_out_c_latent",
                 )
                 row("2 face share", f"refit on {name}: held-out r(attribute, lp_face)",
-                    refit.get(f"r_lp_face_{key}", float("nan")))  # fmt: skip
+                    refit.get(f"r_lp_face_{key}", float("nan")),
+                    key=f"face_subspace_refit_{key}.held_out_r_lp_face")  # fmt: skip
                 if f"face_share_{key}" in refit:
                     share = refit[f"face_share_{key}"]
                     row("2 face share", f"refit on {name}: face share of its direction", share, ">= 0.8",
-                        share >= 0.8)  # fmt: skip
+                        share >= 0.8, key=f"face_subspace_refit_{key}.face_share")  # fmt: skip
         for point in refit.get("curve", []):
             label = f"face-bound refit at {point['threshold']:.2f} ({point['dim']} dirs)"
             nan = float("nan")
-            row("2 face share", f"{label}: held-out C, latent part", point.get("c_index_latent", nan))
-            row("2 face share", f"{label}: held-out r(attribute, lp_face)", point.get("r_lp_face", nan))
+            at = f"face_bound_refit_t{round(100 * point['threshold']):03d}"
+            extra[f"{at}.directions"] = point["dim"]
+            row("2 face share", f"{label}: held-out C, latent part", point.get("c_index_latent", nan),
+                key=f"{at}.held_out_c_latent")  # fmt: skip
+            row("2 face share", f"{label}: held-out r(attribute, lp_face)", point.get("r_lp_face", nan),
+                key=f"{at}.held_out_r_lp_face")  # fmt: skip
             if "face_share" in point:
                 share = point["face_share"]
-                row("2 face share", f"{label}: face share of its direction", share, ">= 0.8", share >= 0.8)
+                row("2 face share", f"{label}: face share of its direction", share, ">= 0.8", share >= 0.8,
+                    key=f"{at}.face_share")  # fmt: skip
         ceiling = true_direction_shares(plain, count, args.seed, args.space == "styles")
         row(
             "2 face share",
             f"latent direction of the true lp_face (probe CV R^2 {ceiling['r2_cv']:.2f}): face",
             ceiling["face"],
+            key="true_lp_face_direction.face_share",
         )
-        row("2 face share", "same, face + margin share", ceiling["face_with_margin"])
+        extra["true_lp_face_direction.probe_r2_cv"] = ceiling["r2_cv"]
+        row("2 face share", "same, face + margin share", ceiling["face_with_margin"],
+            key="true_lp_face_direction.face_with_margin_share")  # fmt: skip
         reference = true_change_shares(plain / "cohort" / "truth.csv", resolution, margin, count, args.seed)
-        row("2 face share", "truth: renderer's own facial-risk change, face share", reference["face"])
-        row("2 face share", "truth: same, background share", reference["background"])
-        row("2 face share", f"truth: same, face + {margin} px margin share", reference["face_with_margin"])
+        row("2 face share", "truth: renderer's own facial-risk change, face share", reference["face"],
+            key="truth_renderer_change.face_share")  # fmt: skip
+        row("2 face share", "truth: same, background share", reference["background"],
+            key="truth_renderer_change.background_share")  # fmt: skip
+        row("2 face share", f"truth: same, face + {margin} px margin share", reference["face_with_margin"],
+            key="truth_renderer_change.face_with_margin_share")  # fmt: skip
 
     # 3. cosines with the nuisance directions
     probes = explain.get("probes", {}).get("items", [])
     for label, names in (("background", BACKGROUND_PROBES), ("clothing", CLOTHING_PROBES)):
         cosine, which = largest_cosine(probes, names)
-        row("3 nuisance", f"max |cos(d, {label})| ({which})", cosine, "<= 0.2", bool(cosine <= 0.2))
+        row("3 nuisance", f"max |cos(d, {label})| ({which})", cosine, "<= 0.2", bool(cosine <= 0.2),
+            key=f"nuisance_{label}.max_abs_cos_with_d")  # fmt: skip
         r2 = max((p["r2_cv"] for p in probes if p["name"] in names), default=float("nan"))
-        row("3 nuisance", f"best {label} probe CV R^2 (is it encoded?)", r2)
+        row("3 nuisance", f"best {label} probe CV R^2 (is it encoded?)", r2,
+            key=f"nuisance_{label}.best_probe_r2_cv")  # fmt: skip
 
     # 4. confounded training split: C-index on the unconfounded test split, of the face part of the model
     # (the confounder acts on the codes; an adjusted model's clinical part is the same in both worlds and
@@ -470,11 +529,14 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
     reference = held["c_index_face_test"]
     for world, folder in (("plain", plain), ("confounded", confounded)):
         cv = json.loads((folder / "run" / "fit" / model / "cv_results.json").read_text())
-        row("4 confounded", f"5-fold CV C over all patients, {world} world", cv["oof_harrell_c"])
+        row("4 confounded", f"5-fold CV C over all patients, {world} world", cv["oof_harrell_c"],
+            key=f"confounded_check.cv_5fold_c_{world}_world")  # fmt: skip
     part = "" if args.latent_only else ", face part"
-    row("4 confounded", f"test C{part}, model of the plain world (reference)", reference)
+    row("4 confounded", f"test C{part}, model of the plain world (reference)", reference,
+        key="confounded_check.test_c_plain_world")  # fmt: skip
     if not args.latent_only:
-        row("4 confounded", "whole adjusted model: test C, plain world (reference)", held["c_index_test"])
+        row("4 confounded", "whole adjusted model: test C, plain world (reference)", held["c_index_test"],
+            key="confounded_check_whole_model.test_c_plain_world")  # fmt: skip
     from stylesurv.app.counterfactual import embed_run_counterfactuals
 
     train_ids = truth_b.loc[truth_b["split"] == "train", "patient_id"].tolist()
@@ -497,19 +559,24 @@ def checks(plain: Path, confounded: Path, args: argparse.Namespace, resolution: 
         plain_c, removed_c = removal["c_index_face_plain"], removal["c_index_face_removed"]
         if source == "truth":
             drops = plain_c < reference - args.tolerance
-            row("4 confounded", f"test C{part}, confounded model, plain codes", plain_c, "drops", drops)
+            row("4 confounded", f"test C{part}, confounded model, plain codes", plain_c, "drops", drops,
+                key="confounded_check.test_c_confounded_plain_codes")  # fmt: skip
         keeps = removed_c >= reference - args.tolerance and removed_c > plain_c
         kind = "span" if source == "counterfactual" else "probes"
         measure = f"test C{part}, --remove-nuisance ({source} {kind}, {removal['n_directions']} dirs)"
-        row("4 confounded", measure, removed_c, "keeps", keeps)
+        row("4 confounded", measure, removed_c, "keeps", keeps,
+            key=f"confounded_check.test_c_removed_{source}_{kind}")  # fmt: skip
+        extra[f"confounded_check.directions_removed_{source}_{kind}"] = removal["n_directions"]
         if not args.latent_only:
             for label in ("plain", "removed"):
                 measure = f"whole adjusted model: test C, {label} codes ({source} {kind})"
-                row("4 confounded", measure, removal[f"c_index_{label}"])
+                row("4 confounded", measure, removal[f"c_index_{label}"],
+                    key=f"confounded_check_whole_model.test_c_{label}_codes_{source}_{kind}")  # fmt: skip
         if source == "truth":
             for label in ("plain", "removed"):
                 r = removal.get(f"r_lp_face_{label}", float("nan"))
-                row("4 confounded", f"r(attribute, lp_face) held out, {label} codes", r)
+                row("4 confounded", f"r(attribute, lp_face) held out, {label} codes", r,
+                    key=f"confounded_check.held_out_r_lp_face_{label}_codes")  # fmt: skip
     return rows
 
 
@@ -537,7 +604,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             "plain": run_world(out / "plain", args, resolution, confounded=False),
             "confounded": run_world(out / "confounded", args, resolution, confounded=True),
         }
-        rows = checks(out / "plain", out / "confounded", args, resolution)
+        extra: dict = {}
+        rows = checks(out / "plain", out / "confounded", args, resolution, extra)
     finally:
         if args.out is None:
             shutil.rmtree(out, ignore_errors=True)
@@ -545,13 +613,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for world, stages in seconds.items():
         stage_text = ", ".join(f"{name} {s:.0f}" for name, s in stages.items())
         rows.append(
-            {"check": "time", "measure": f"{world} world (s): {stage_text}", "value": sum(stages.values())}
-        )
-    rows.append({"check": "time", "measure": "bench wall time (s)", "value": total})
+            {"check": "time", "measure": f"{world} world (s): {stage_text}", "value": sum(stages.values()),
+             "key": f"time.{world}_world_s"}
+        )  # fmt: skip
+        for name, stage_seconds in stages.items():
+            extra[f"time_{world}_world.{slug(name)}_s"] = stage_seconds
+    rows.append(
+        {"check": "time", "measure": "bench wall time (s)", "value": total, "key": "time.bench_wall_s"}
+    )
     world = "synthetic world, effects beyond the face" if args.effects_beyond_face else "synthetic world"
     title = f"explain on the {world}: n={args.n} per world, {args.steps} steps, {resolution} px"
     print_table(rows, title)
-    return rows
+    write_json(args.json, "explain", {**{r["key"]: r["value"] for r in rows}, **extra}, argv)
+    return [{k: v for k, v in r.items() if k != "key"} for r in rows]
 
 
 if __name__ == "__main__":

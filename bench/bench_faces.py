@@ -3,16 +3,19 @@
 Photos are scikit-image's astronaut portrait enlarged to 1024 px, rotated and shifted a little so no two
 are alike.  Each stage runs in this process (1 core) and in a pool of 2 worker processes (2 cores) whose
 models are loaded before the clock starts.
+Run: .venv/bin/python bench/bench_faces.py [--json PATH]
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
+from benchjson import add_json_option, write_json
 from PIL import Image
 from skimage import data
 
@@ -76,14 +79,22 @@ def _row(metric: str, rate: float, workers: int, what: str) -> dict:
     return {"bench": "faces", "metric": metric, "value": round(rate, 2), "unit": "photos/s", "note": note}
 
 
-def main() -> list[dict]:
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_json_option(parser)
+    args = parser.parse_args(argv)
     images = photos()
     landmarks = [detect_faces(im)[0].landmarks for im in images]
     rows = []
+    # flat JSON results: hog_upsample_<u>_at_<side>px.<detect|align>_<1|2>_process(es)_photos_per_s
+    found: dict = {}
     # (upsample, detection size): the default (1, 640), a faster (0, 640) and the unshrunk (1, 1024)
     for upsample, max_side in ((1, 640), (0, 640), (1, 1024)):
         for workers in (1, 2):
             rates = measure(workers, images, landmarks, upsample, max_side)
+            processes = "1_process" if workers == 1 else f"{workers}_processes"
+            for stage, rate in rates.items():
+                found[f"hog_upsample_{upsample}_at_{max_side}px.{stage}_{processes}_photos_per_s"] = rate
             detect_note = f"dlib HOG upsample {upsample} at {max_side} px + 68 landmarks"
             rows.append(_row(f"detect ({workers} cores)", rates["detect"], workers, detect_note))
             if "align" in rates:
@@ -93,6 +104,7 @@ def main() -> list[dict]:
     print(f"{'metric':<22} {'photos/s':>9}  note")
     for row in rows:
         print(f"{row['metric']:<22} {row['value']:>9.2f}  {row['note']}")
+    write_json(args.json, "faces", found, argv)
     return rows
 
 

@@ -10,7 +10,7 @@ times G forward and forward+backward (images/s) for:
 Achieved GFLOP/s (convolution and matmul FLOPs counted by torch's FlopCounterMode; backward counted as
 2x forward) is compared with the best 2048^3 fp32 matmul measured between configurations in the same
 run. Repetitions are interleaved and the best is kept, because the machine is shared.
-Run: `.venv/bin/python bench/bench_gan_forward.py [--quick] [--threads N]`.
+Run: `.venv/bin/python bench/bench_gan_forward.py [--quick] [--threads N] [--json PATH]`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from benchjson import add_json_option, slug, write_json
 
 from stylesurv.gan import ops
 from stylesurv.gan.networks import Generator
@@ -126,6 +127,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repetitions (best kept)")
     parser.add_argument("--quick", action="store_true", help="only the 32 px and 64 px anchor configs")
+    add_json_option(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     peak = matmul_gflops()
@@ -152,7 +154,24 @@ def main(argv: list[str] | None = None) -> list[dict]:
             f"{row['gflops']:8.1f} {100 * row['gflops'] / peak:8.0f}% "
             f"{row['speedup_vs_best_reference']:6.2f}x"
         )
+    write_json(args.json, "gan_forward", results(rows, peak), argv)
     return rows
+
+
+def results(rows: list[dict], peak: float) -> dict:
+    """Flat JSON results: ``<config>.<pass>.<variant>.img_per_s`` / ``.gflops`` / ``.share_of_matmul`` /
+    ``.speedup_vs_best_reference``, ``<config>.model.params_m`` / ``.batch``, ``matmul.fp32_2048_gflops``."""
+    out: dict = {"matmul.fp32_2048_gflops": peak}
+    for row in rows:
+        out.setdefault(f"{row['config']}.model.params_m", row["params_m"])
+        out.setdefault(f"{row['config']}.model.batch", row["batch"])
+    for row in rows:
+        key = f"{row['config']}.{row['pass_']}.{slug(row['variant'])}"
+        out[f"{key}.img_per_s"] = row["img_per_s"]
+        out[f"{key}.gflops"] = row["gflops"]
+        out[f"{key}.share_of_matmul"] = row["gflops"] / peak
+        out[f"{key}.speedup_vs_best_reference"] = row["speedup_vs_best_reference"]
+    return out
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ sec/kimg that a long run sees.  Reference (ANCHORS.md, NVIDIA's code on a 2-core
 batch 16): 27 kimg/h = 133 s/kimg for the 64 px configuration, 0.71 kimg/h = 5070 s/kimg at 256 px (batch 4).
 On a GPU (``--device cuda``) the reference is the published one-V100 figure at 256 px, 21.6 s/kimg (NVIDIA's
 mixed precision and custom CUDA kernels; ours runs fp32 with TF32 convolutions), and larger batches are timed.
+Run: .venv/bin/python bench/bench_gan_train.py [--device cuda] [--quick] [--json PATH]
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from benchjson import add_json_option, write_json
 from PIL import Image
 
 from stylesurv.gan import dist
@@ -94,6 +96,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu (2 threads) or cuda")
     parser.add_argument("--quick", action="store_true", help="skip the 256 px configuration")
+    add_json_option(parser)
     args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     if args.device == "cpu":
         torch.set_num_threads(2)
@@ -106,6 +109,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(" | ".join(keys))
     for row in rows:
         print(" | ".join(str(row[k]) for k in keys))
+    # flat JSON results: <config>_batch<B>.<measure> (device and threads are measures too)
+    found = {f"{row['config']}_batch{row['batch']}.{k}": v for row in rows for k, v in row.items()}
+    found = {k: v for k, v in found.items() if k.rsplit(".", 1)[1] not in ("config", "batch")}
+    write_json(args.json, "gan_train", found, argv)
     return rows
 
 

@@ -23,6 +23,7 @@ trained on other samples.
 (a) costs about a minute per image on a CPU core, so it runs on the first ``--reference-images`` K images only
 (default 5, which keeps the whole bench near 10 minutes on 2 CPU cores): (a)'s images/s comes from those K,
 and the PSNR comparison of (a) with (b) is on those same K images; (b)'s PSNR over all images is shown too.
+``--json PATH`` also writes the numbers as JSON (bench/benchjson.py).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import time
 from pathlib import Path
 
 import torch
+from benchjson import add_json_option, write_json
 
 from stylesurv.gan.networks import Generator
 from stylesurv.invert.encoder import EncoderTrainConfig, check_encoder_matches, load_encoder, train_encoder
@@ -46,6 +48,14 @@ RANDOM_G = dict(
     z_dim=128, c_dim=0, w_dim=128, img_resolution=32, img_channels=3,
     mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=2048, channel_max=128),
 )  # fmt: skip
+# JSON keys of the rows (a) to (e), in order
+METHOD_KEYS = (
+    "a_reference_w_one_at_a_time",
+    "b_encoder_batched_wplus",
+    "c_encoder_batched_w",
+    "d_w_avg_batched_wplus",
+    "e_encoder_only_wplus",
+)
 HELD_OUT_SEED = 999  # the base generator was trained on the population of seed 123 (n 20000)
 
 
@@ -149,6 +159,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="a random 32 px generator whose own samples are the portraits")  # fmt: skip
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=2)
+    add_json_option(parser)
     args = parser.parse_args(argv)
     if args.random_generator and args.generator:
         parser.error("--random-generator and --generator exclude each other")
@@ -268,6 +279,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     "unit": "dB"})  # fmt: skip
     results.append({"bench": "invert", "metric": f"PSNR (b) - (a), first {k} images", "value": psnr_gap,
                     "unit": "dB", "note": "target >= -0.5"})  # fmt: skip
+    # flat JSON results: <method>.images / .images_per_s / .psnr_db (all its images) / .psnr_db_first_k,
+    # and summary.* (k, the step counts and the device are in the command and machine)
+    found: dict = {}
+    for key, row in zip(METHOD_KEYS, rows, strict=True):
+        found[f"{key}.images"] = row["images"]
+        found[f"{key}.images_per_s"] = row["images_per_s"]
+        found[f"{key}.psnr_db"] = row["psnr"]
+        found[f"{key}.psnr_db_first_k"] = row["psnr_same_k"]
+    found["summary.reference_images_k"] = k
+    found["summary.b_over_a_throughput"] = speedup
+    found["summary.psnr_b_minus_a_first_k_db"] = psnr_gap
+    found["summary.device"] = str(device)
+    write_json(args.json, "invert", found, argv)
     return results
 
 

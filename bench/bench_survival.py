@@ -1,16 +1,18 @@
 """Survival stage benchmark: full nested CV time of CoxNet and DeepSurv on 1,000 patients x 512 features,
 and each model's C-index on the synthetic world's true factors and on pure noise.
 
-Run: ``python bench/bench_survival.py`` (2 CPU threads; a few minutes).  Wall time is the measure; CPU time
-(all threads) is printed beside it because a shared machine inflates wall time.
+Run: ``python bench/bench_survival.py [--json PATH]`` (2 CPU threads; a few minutes).  Wall time is the
+measure; CPU time (all threads) is printed beside it because a shared machine inflates wall time.
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import numpy as np
 import torch
+from benchjson import add_json_option, slug, write_json
 from rich.console import Console
 from rich.table import Table
 
@@ -18,7 +20,7 @@ from stylesurv.cohort.simulate import SurvivalModel as WorldModel
 from stylesurv.cohort.simulate import sample_factors, simulate_survival
 from stylesurv.survival.data import FeatureSpec, SurvivalData
 from stylesurv.survival.metrics import harrell_c
-from stylesurv.survival.models import ModelFactory
+from stylesurv.survival.registry import ModelFactory
 from stylesurv.survival.validation import cross_validate
 
 N_PATIENTS, N_FEATURES, FOLDS = 1000, 512, 5
@@ -54,11 +56,17 @@ def _row(metric: str, value: float, unit: str, note: str) -> dict:
     return {"bench": "survival", "metric": metric, "value": value, "unit": unit, "note": note}
 
 
-def main() -> list[dict]:
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_json_option(parser)
+    args = parser.parse_args(argv)
     torch.set_num_threads(2)
     sets, oracle = _world(seed=11)
     plans = {"coxnet": ModelFactory("coxnet"), "deepsurv": ModelFactory("deepsurv")}
     rows: list[dict] = []
+    # flat JSON results: <model>_<feature set>.nested_cv_wall_s / .nested_cv_cpu_s / .oof_harrell_c /
+    # .fold_mean_harrell_c, and oracle.harrell_c
+    found: dict = {}
     for name, factory in plans.items():
         for label, data in sets.items():
             spec = FeatureSpec(space="w")
@@ -70,13 +78,19 @@ def main() -> list[dict]:
             reference = "chance 0.5" if label.startswith("noise") else f"oracle {oracle:.3f}"
             note = f"pooled out-of-fold; fold mean {results.mean('harrell_c'):.3f}; {reference}"
             rows.append(_row(f"{name} C-index ({label})", results.oof_harrell, "C", note))
+            key = f"{name}_{slug(label)}"
+            found[f"{key}.nested_cv_wall_s"], found[f"{key}.nested_cv_cpu_s"] = seconds, cpu
+            found[f"{key}.oof_harrell_c"] = results.oof_harrell
+            found[f"{key}.fold_mean_harrell_c"] = results.mean("harrell_c")
     rows.append(_row("oracle C-index", oracle, "C", "Harrell's C of the true linear predictor"))
+    found["oracle.harrell_c"] = oracle
     table = Table(title="survival benchmark")
     for col in ("metric", "value", "unit", "note"):
         table.add_column(col)
     for row in rows:
         table.add_row(row["metric"], f"{row['value']:.3f}", row["unit"], row["note"])
     Console().print(table)
+    write_json(args.json, "survival", found, argv)
     return rows
 
 

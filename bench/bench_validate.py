@@ -4,22 +4,33 @@ The benchmark writes its own cohort (128 px photos, 90 % JPEG, 10 % PNG) in a te
 `validate_cohort` with 1, 2 and 4 checking threads against a plain full decode of every photo (`read_image`).
 A second, small set of 12 MP camera-sized JPEGs shows what the 1/8-scale JPEG decode of the check saves.
 
-Run: .venv/bin/python bench/bench_validate.py [N_PHOTOS]
+Run: .venv/bin/python bench/bench_validate.py [N_PHOTOS] [--json PATH]
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from benchjson import add_json_option, write_json
 from PIL import Image
 
 from stylesurv.cohort.images import check_image, read_image
 from stylesurv.cohort.table import validate_cohort
 from stylesurv.core.console import set_verbosity
+
+# stable JSON keys of the rows, in order (see bench/benchjson.py)
+ROW_KEYS = (
+    "validate_1_thread",
+    "validate_2_threads",
+    "validate_4_threads",
+    "full_decode_1_thread",
+    "jpeg_12mp_check_eighth_decode",
+    "jpeg_12mp_full_decode",
+)
 
 
 def make_cohort(root: Path, n: int, size: int = 128, seed: int = 0) -> Path:
@@ -48,7 +59,7 @@ def _time_each(function, paths: list[Path], label: str) -> dict:
     return {"method": label, "photos": len(paths), "seconds": time.perf_counter() - start}
 
 
-def main(n_photos: int = 10_000, n_large: int = 24) -> list[dict]:
+def measure(n_photos: int = 10_000, n_large: int = 24) -> list[dict]:
     set_verbosity(0)  # no progress bars while timing
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -84,5 +95,27 @@ def main(n_photos: int = 10_000, n_large: int = 24) -> list[dict]:
     return rows
 
 
+def results(rows: list[dict]) -> dict:
+    """The rows as flat JSON results: ``<row>.photos``, ``.seconds``, ``.photos_per_s``, ``.speed_vs_...``."""
+    out: dict = {}
+    for index, (key, row) in enumerate(zip(ROW_KEYS, rows, strict=True)):
+        out[f"{key}.photos"] = row["photos"]
+        out[f"{key}.seconds"] = row["seconds"]
+        out[f"{key}.photos_per_s"] = row["photos_per_s"]
+        first = "validate_1_thread" if index < 4 else "jpeg_12mp_check_eighth_decode"
+        out[f"{key}.speed_vs_{first}"] = row["ratio_vs_first_row"]
+    return out
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("n_photos", nargs="?", type=int, default=10_000, help="small photos (default 10000)")
+    add_json_option(parser)
+    args = parser.parse_args(argv)
+    rows = measure(args.n_photos)
+    write_json(args.json, "validate", results(rows), argv)
+    return rows
+
+
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000)
+    main()

@@ -1,12 +1,15 @@
 """Run every stage's benchmark in one process and print one table of throughputs and ratios.
 
-Each bench/bench_<area>.py defines ``main() -> list[dict]`` (rows of named measurements, measured side by
-side within that benchmark).  Usage: ``make bench`` or ``python bench/run_all.py [AREA ...]``; the rows are
-also written to runs/bench.json.
+Each bench/bench_<area>.py defines ``main(argv) -> list[dict]`` (rows of named measurements, measured side
+by side within that benchmark).  Usage: ``make bench`` or
+``python bench/run_all.py [--json-dir DIR] [AREA ...]``; the rows are also written to runs/bench.json.
+``--json-dir DIR`` has every bench write its JSON record (``--json DIR/<area>.json``, bench/benchjson.py);
+``--json-dir bench/results`` and then ``python bench/write_results.py`` update docs/results.md.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import inspect
 import json
@@ -34,7 +37,7 @@ def _format(value: object) -> str:
     return str(value)
 
 
-def main(areas: list[str]) -> int:
+def main(areas: list[str], json_dir: Path | None = None) -> int:
     console = Console()
     rows: list[tuple[str, dict]] = []
     failed = []
@@ -46,7 +49,8 @@ def main(areas: list[str]) -> int:
         start = time.perf_counter()
         try:
             bench = _load(path).main
-            results = bench([]) if "argv" in inspect.signature(bench).parameters else bench()
+            argv = [] if json_dir is None else ["--json", str(json_dir / f"{area}.json")]
+            results = bench(argv) if "argv" in inspect.signature(bench).parameters else bench()
             rows.extend((area, row) for row in results or [])
         except Exception:  # a failing benchmark is reported; the others still run
             traceback.print_exc()
@@ -67,4 +71,8 @@ def main(areas: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("areas", nargs="*", help="areas to run (bench_<area>.py; default: all)")
+    parser.add_argument("--json-dir", type=Path, default=None, help="write each bench's JSON record here")
+    args = parser.parse_args()
+    sys.exit(main(args.areas, args.json_dir))

@@ -170,7 +170,7 @@ def _synthetic_cohort(
 def fitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Latents]:
     from stylesurv.survival.bundle import fit_bundle
     from stylesurv.survival.data import FeatureSpec, join_latents, read_cohort_table
-    from stylesurv.survival.models import ModelFactory
+    from stylesurv.survival.registry import ModelFactory
 
     root = tmp_path_factory.mktemp("cohort")
     latents, _ = _synthetic_cohort(root)
@@ -392,7 +392,7 @@ def test_held_out_attribute_tracks_the_true_facial_risk_of_unseen_patients(
 def test_held_out_refit_of_an_adjusted_bundle_keeps_its_clinical_adjusters(tmp_path: Path) -> None:
     from stylesurv.survival.bundle import fit_bundle
     from stylesurv.survival.data import FeatureSpec, join_latents, read_cohort_table
-    from stylesurv.survival.models import ModelFactory
+    from stylesurv.survival.registry import ModelFactory
 
     # Risk from the face (axis 0) and age; the face also shows age (axis 2). Refitted latent-only, the
     # held-out attribute mixes in age; refitted like the adjusted bundle, it tracks the facial risk alone.

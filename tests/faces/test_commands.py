@@ -197,3 +197,21 @@ def test_landmarks_csv_roundtrip(tmp_path: Path) -> None:
         np.testing.assert_allclose(back[pid], points[pid], atol=1e-4)
     with open(path, newline="") as f:
         assert next(csv.reader(f))[:3] == ["patient_id", "x0", "y0"]
+
+
+def test_align_settings_round_trip_through_align_json(tmp_path: Path) -> None:
+    """align.json records every option; reading it back gives the same options and the same output key."""
+    import json
+
+    from stylesurv.core.aligned import read_settings
+    from stylesurv.faces.mask import MaskShape
+
+    options = AlignOptions(
+        resolution=128, upsample=2, cnn=True, qc=QCThresholds(usable=("ok",)), mask=MaskShape(head_scale=1.4)
+    )
+    (tmp_path / "align.json").write_text(json.dumps({"settings": options.settings()}))
+    back = AlignOptions.from_settings(read_settings(tmp_path))
+    assert back == options and back.output_key() == options.output_key()
+    assert AlignOptions.from_settings(AlignOptions().settings()) == AlignOptions()
+    with pytest.raises(TypeError):
+        AlignOptions.from_settings({**options.settings(), "upsampel": 3})

@@ -126,9 +126,38 @@ def test_bad_inputs_are_named(aligned, tmp_path) -> None:
         embed_folder(big, Networks(tiny_generator(), SHA), tmp_path / "x.npz", CONFIG)
 
 
-def test_image_seed_depends_only_on_run_seed_and_patient() -> None:
-    assert image_seed(0, "P001") == image_seed(0, "P001")
-    assert len({image_seed(0, "P001"), image_seed(1, "P001"), image_seed(0, "P002")}) == 3
+def test_an_images_code_depends_on_the_run_seed_and_its_patient_only(aligned, reference, tmp_path) -> None:
+    """An image's random draws come from image_seed(run seed, patient id), so its code does not depend on
+    which chunk it lands in, its position there or its batch-mates; and the run seed does change it."""
+    networks = Networks(tiny_generator(), SHA)
+    # batch 2 regroups the 7 patients: chunks P0 P1 | P2 P3 | P4 P5 | P6 instead of P0 P1 P2 | P3 P4 P5 | P6,
+    # so P2..P5 change chunk, position and batch-mates (P2 moves from position 2 to 0, P3 from 0 to 1, ...).
+    regrouped = embed_folder(aligned, networks, tmp_path / "b2.npz", EmbedConfig(CONFIG.project, batch=2))
+    assert regrouped is not None
+    np.testing.assert_allclose(regrouped.wplus, load_latents(reference).wplus, rtol=0, atol=1e-5)
+    # The check above is not vacuous: another run seed moves every code by far more than that tolerance.
+    reseeded = embed_folder(
+        aligned, networks, tmp_path / "s1.npz", EmbedConfig(CONFIG.project, batch=2, seed=1)
+    )
+    assert reseeded is not None
+    moved = np.abs(reseeded.wplus - regrouped.wplus).max(axis=(1, 2))
+    assert (moved > 1e-2).all(), moved
+
+
+def test_image_seed_is_distinct_per_run_seed_and_patient_and_the_same_in_every_process() -> None:
+    pairs = [(s, p) for s in (0, 1) for p in ("P001", "P002", "P010")]
+    seeds = [image_seed(s, p) for s, p in pairs]
+    assert len(set(seeds)) == len(pairs) and all(0 <= v < 2**63 for v in seeds)
+    # Ranks and resumed runs are separate interpreters: the seed must not depend on per-process state such as
+    # Python's randomised str hash (PYTHONHASHSEED).
+    code = f"from stylesurv.invert.embed import image_seed; print(*[image_seed(s, p) for s, p in {pairs!r}])"
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stdout.split() == [str(v) for v in seeds]
 
 
 CHILD = """

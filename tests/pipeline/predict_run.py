@@ -23,7 +23,7 @@ from stylesurv.gan.networks import Generator
 from stylesurv.invert.encoder import new_encoder, save_encoder
 from stylesurv.survival.bundle import fit_bundle
 from stylesurv.survival.data import FeatureSpec, join_latents, read_cohort_table
-from stylesurv.survival.models import ModelFactory
+from stylesurv.survival.registry import ModelFactory
 
 N_PATIENTS = 60
 

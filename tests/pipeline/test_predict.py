@@ -237,7 +237,7 @@ def test_style_space_bundle_scores_and_edits_in_style_space(tiny_run: TinyRun, t
     from stylesurv.gan.stylespace import with_styles
     from stylesurv.survival.bundle import fit_bundle
     from stylesurv.survival.data import FeatureSpec, join_latents, read_cohort_table
-    from stylesurv.survival.models import ModelFactory
+    from stylesurv.survival.registry import ModelFactory
 
     root = tmp_path / "run"
     shutil.copytree(tiny_run.root, root)

@@ -8,9 +8,10 @@ import pytest
 
 from stylesurv.core.errors import InputError
 from stylesurv.core.latents import Latents
-from stylesurv.survival.bundle import fit_bundle, load_bundle
+from stylesurv.survival.bundle import fit_bundle, load_bundle, load_cv_results
 from stylesurv.survival.data import FeatureSpec, SurvivalData
-from stylesurv.survival.models import LateFusion, ModelFactory
+from stylesurv.survival.models import LateFusion
+from stylesurv.survival.registry import ModelFactory
 
 from .conftest import weibull_ph
 
@@ -181,3 +182,16 @@ def test_face_bound_bundle_sees_and_moves_only_its_subspace(tmp_path) -> None:
     assert gradient[0] > 0 and abs(gradient[0]) > 5 * np.abs(gradient[1:]).max()
     with pytest.raises(InputError, match="do not fit a subspace"):
         restriction.apply(np.zeros((2, 5)))
+
+
+def test_a_bundle_reads_back_its_cv_results(tmp_path) -> None:
+    _, _, _, results, _ = _fit(tmp_path, "coxnet", FeatureSpec(space="wplus", pca=6))
+    folder = tmp_path / "coxnet"
+    loaded = load_cv_results(folder)
+    assert loaded == results  # JSON and out-of-fold table, to the last bit
+    assert loaded.to_json() + "\n" == (folder / "cv_results.json").read_text()
+    assert loaded.headline() == results.headline()
+    (folder / "oof_risk.csv").unlink()
+    assert len(load_cv_results(folder).oof) == 0
+    with pytest.raises(InputError, match="no cv_results.json"):
+        load_cv_results(tmp_path)

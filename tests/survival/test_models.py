@@ -15,11 +15,17 @@ from stylesurv.survival.models import (
     DeepSurv,
     GradientBoostedCox,
     LateFusion,
-    ModelFactory,
-    restore_model,
 )
 from stylesurv.survival.models import (
     RandomSurvivalForest as RSF,
+)
+from stylesurv.survival.registry import (
+    FIT_KINDS,
+    JOINT_KINDS,
+    KINDS,
+    LATENT_KINDS,
+    ModelFactory,
+    restore_model,
 )
 
 
@@ -202,3 +208,41 @@ def test_joint_factory_adjusts_linear_models_only() -> None:
     assert isinstance(coxph, CoxPH) and coxph.unpenalized == 2 and coxph.feature_names == names
     with pytest.raises(InputError, match="linear Cox model"):
         ModelFactory("deepsurv", clinical_kind="joint")(0, 3, names)
+
+
+def test_the_registry_knows_every_kind_and_what_it_can_do() -> None:
+    assert FIT_KINDS == ("coxnet", "coxph", "deepsurv", "rsf", "gbsa", "cnn", "clinical")
+    assert LATENT_KINDS == ("coxnet", "coxph", "deepsurv", "rsf", "gbsa")
+    assert JOINT_KINDS == ("coxnet", "coxph")
+    assert set(KINDS) == {*FIT_KINDS, "linear", "fusion"}
+    assert {k: KINDS[k].default_pca for k in LATENT_KINDS} == {
+        "coxnet": None, "coxph": 16, "deepsurv": 32, "rsf": 16, "gbsa": 16
+    }  # fmt: skip
+    assert KINDS["cnn"].inputs == "image" and KINDS["clinical"].inputs == "clinical"
+    for name, kind in KINDS.items():
+        if kind.model is not None:  # a fresh model says its kind, and is linear when the entry says so
+            model = ModelFactory(name)(0, 2, ["a", "b"])
+            assert model.kind == name and model.is_linear == kind.linear, name
+    assert ModelFactory("coxph", clinical_kind="clinical")(0, 2, ["age", "stage"]).feature_names == [
+        "age", "stage"
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="only restored"):
+        ModelFactory("fusion")(0, 2, ["a", "b"])
+    with pytest.raises(ValueError, match="unknown model kind"):
+        ModelFactory("nope")(0, 2, ["a", "b"])
+    with pytest.raises(ValueError, match="unknown model kind 'nope' in bundle"):
+        restore_model({"kind": "nope"}, {})
+
+
+def test_restore_only_kinds_come_back_as_linear_cox(linear_data) -> None:
+    from stylesurv.survival.models import LinearCox
+
+    X, y, _ = linear_data
+    clinical = ModelFactory("coxph", clinical_kind="clinical")(0, 0, ["age", "stage"])
+    clinical.fit(X[:, :2], y)
+    config, arrays = clinical.export()
+    restored = restore_model(config, arrays)
+    assert type(restored) is LinearCox and restored.kind == "clinical" and restored.summary_
+    np.testing.assert_allclose(restored.predict(X[:, :2]), clinical.predict(X[:, :2]))
+    bare = restore_model({**config, "kind": "linear"}, arrays)
+    assert bare.kind == "linear" and bare.is_linear

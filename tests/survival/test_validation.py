@@ -10,8 +10,8 @@ from stylesurv.cohort.simulate import SurvivalModel as WorldModel
 from stylesurv.cohort.simulate import sample_factors, simulate_survival
 from stylesurv.survival.data import FeatureSpec, SurvivalData
 from stylesurv.survival.metrics import harrell_c
-from stylesurv.survival.models import ModelFactory
-from stylesurv.survival.validation import cross_validate, permutation_null
+from stylesurv.survival.registry import ModelFactory
+from stylesurv.survival.validation import CVResults, cross_validate, permutation_null
 
 from .conftest import weibull_ph
 
@@ -101,3 +101,42 @@ def test_permutation_null_is_reproducible() -> None:
     )
     np.testing.assert_array_equal(a, b)
     assert np.all(np.abs(a - 0.5) < 0.2)
+
+
+def test_results_round_trip_through_their_json() -> None:
+    data = _noise(60, 4, seed=7)
+    factory = ModelFactory("coxph", options={"penalizers": (0.1,)})
+    results = cross_validate(data, FeatureSpec(space="w"), factory, "coxph", folds=3, repeats=2,
+                             auc_times=np.array([0.3, 0.7]), n_bootstrap=50, n_permutations=2,
+                             progress=False)  # fmt: skip
+    text = results.to_json()
+    again = CVResults.from_json(json.loads(text), results.oof)
+    assert again == results and again.to_json() == text
+    assert list(again.folds.columns) == list(results.folds.columns)
+    pd.testing.assert_frame_equal(again.folds, results.folds)
+    pd.testing.assert_frame_equal(again.summary, results.summary)
+    bare = CVResults.from_json(text)  # the JSON alone: everything but the out-of-fold risks
+    assert bare.to_json() == text and len(bare.oof) == 0 and bare != results
+    head = results.headline()
+    assert head == again.headline()
+    assert head["harrell_c"] == results.mean("harrell_c") and head["oof_harrell_c"] == results.oof_harrell
+    assert head["oof_harrell_ci95"] == list(results.oof_ci)
+    assert head["permutation_p"] == results.permutation["p_value"]
+    assert set(head) == {"harrell_c", "uno_c", "ibs", "oof_harrell_c", "oof_harrell_ci95", "permutation_p"}
+
+
+def test_results_json_keeps_missing_metrics_and_full_precision() -> None:
+    folds = pd.DataFrame({
+        "repeat": [0, 0], "fold": [0, 1], "n_test": [5, 5], "events_test": [2, 3],
+        "harrell_c": [0.1 + 0.2, 2 / 3], "uno_c": [np.nan, 0.5], "auc@1": [np.nan, np.nan],
+        "ibs": [0.123456789012345678, 0.2], "params": ['{"penalizer": 0.1}'] * 2,
+    })  # fmt: skip
+    oof = pd.DataFrame({"patient_id": ["a", "b"], "time": [1.0, 2.0], "event": [1, 0], "repeat": [0, 0],
+                        "fold": [0, 1], "risk": [0.3, -0.1]})  # fmt: skip
+    results = CVResults("m", {"space": "w"}, folds, oof, [1.0], 2.5, 0.6, (0.5, 0.7), n_patients=2)
+    again = CVResults.from_json(json.loads(results.to_json()), oof)
+    assert again == results and again.to_json() == results.to_json()
+    pd.testing.assert_frame_equal(again.folds, folds)  # 0.1 + 0.2 and 2/3 exactly, NaN back as NaN
+    head = results.headline()
+    assert head["uno_c"] == 0.5 and head["permutation_p"] is None
+    assert json.loads(json.dumps(head)) == head  # plain JSON

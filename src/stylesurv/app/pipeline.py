@@ -24,7 +24,6 @@ from stylesurv.app.config import RunConfig
 from stylesurv.core.atomic import write_json_atomic
 from stylesurv.core.console import info
 from stylesurv.core.errors import InputError
-from stylesurv.core.hashing import hash_tree
 from stylesurv.core.rundir import RunDir, StageResult
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -144,13 +143,13 @@ def embed_networks(generator: Path, encoder: Path | None, loaded: nn.Module | No
     from stylesurv.core.hashing import sha256_file
     from stylesurv.gan.checkpoint import load_generator
     from stylesurv.invert.embed import Networks
-    from stylesurv.invert.encoder import load_encoder
+    from stylesurv.invert.encoder import encoder_identity, load_encoder
 
     G = loaded if loaded is not None else load_generator(generator)
     networks = Networks(generator=G, generator_sha256=sha256_file(generator))
     if encoder is not None:
         networks.encoder = load_encoder(encoder)
-        networks.encoder_sha256 = hash_tree(encoder)
+        networks.encoder_sha256 = encoder_identity(encoder)
     return networks
 
 

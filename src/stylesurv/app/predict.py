@@ -18,7 +18,6 @@ direction from -2 to +2 cohort SDs.
 from __future__ import annotations
 
 import io
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -30,7 +29,7 @@ import pandas as pd
 import torch
 
 from stylesurv.app.pipeline import PRIMARY_MODELS, RunArtifacts, embed_networks, embed_settings, read_run
-from stylesurv.core.aligned import FACE_LABEL, SETTINGS_FILE
+from stylesurv.core.aligned import FACE_LABEL, SETTINGS_FILE, read_settings
 from stylesurv.core.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
 from stylesurv.core.console import info, make_progress, warn
 from stylesurv.core.errors import InputError
@@ -38,8 +37,7 @@ from stylesurv.core.latents import Latents, load_latents, save_latents
 from stylesurv.explain.direction import HealthDirection, codes_in_space, health_direction
 from stylesurv.explain.edit import image_grid, render_edits, save_png, symmetric_alphas
 from stylesurv.faces.folder import AlignOptions, align_photo, read_landmarks_csv
-from stylesurv.faces.mask import MaskShape, region_mask
-from stylesurv.faces.qc import QCThresholds
+from stylesurv.faces.mask import region_mask
 from stylesurv.gan.render import style_space_view, to_uint8
 from stylesurv.invert.embed import EmbedConfig, Networks, embed_batch
 from stylesurv.survival.bundle import OOF_RISK, SurvivalBundle, load_bundle
@@ -132,22 +130,14 @@ def choose_model(bundles: dict[str, Path], model: str | None) -> str:
 
 def align_options_of(run: RunArtifacts) -> AlignOptions:
     """The alignment settings the run's cohort was aligned with (aligned/align.json; else the config's)."""
-    path = run.aligned / SETTINGS_FILE
-    if not path.is_file():
+    settings = read_settings(run.aligned)
+    if settings is None:
         return AlignOptions(resolution=run.config.align.resolution)
     try:
-        settings = dict(json.loads(path.read_text())["settings"])
-        settings.pop("version", None)
-        qc = settings.pop("qc", {})
-        mask = settings.pop("mask", {})
-        return AlignOptions(
-            **settings,
-            qc=QCThresholds(**{**qc, "usable": tuple(qc.get("usable", QCThresholds().usable))}),
-            mask=MaskShape(**mask),
-        )
-    except (ValueError, KeyError, TypeError) as exc:
+        return AlignOptions.from_settings(settings)
+    except (ValueError, TypeError) as exc:
         raise InputError(
-            f"{path}: unreadable alignment settings ({exc}); re-run the run's align stage"
+            f"{run.aligned / SETTINGS_FILE}: unreadable alignment settings ({exc}); re-run the align stage"
         ) from None
 
 

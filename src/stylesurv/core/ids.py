@@ -1,7 +1,8 @@
-"""The patient-id rule: which ids can name files, applied by validate and by every later stage."""
+"""The patient-id rules: which ids validate accepts, and which ids the later stages let name their files."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 MAX_ID_BYTES = 200  # leaves room for an extension within the usual 255-byte file-name limit
@@ -22,4 +23,23 @@ def patient_id_problem(patient_id: str) -> str | None:
         return "patient_id contains control characters"
     if len(patient_id.encode("utf-8")) > MAX_ID_BYTES:
         return f"patient_id is longer than {MAX_ID_BYTES} bytes"
+    return None
+
+
+# ------------------------------------------------------------------------------------------- file names
+SAFE_FILE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def file_id_problem(patient_id: str) -> str | None:
+    """Why an id may not name a file in a stage's folder (``<patient_id>.png``), or None if it may.
+
+    The stages that read aligned photos (embed, GAN training, the CNN baseline) accept only ids of letters,
+    digits, '.', '_' and '-' that start with a letter or digit.
+    """
+    patient_id = str(patient_id)  # a numpy string would show as np.str_('...')
+    if SAFE_FILE_ID.match(patient_id) is None:
+        return (
+            f"patient id {patient_id!r} is not a safe file name; use letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
     return None

@@ -29,11 +29,16 @@ from scipy import ndimage
 
 from stylesurv.core.aligned import REGIONS
 from stylesurv.explain.direction import HealthDirection, layer_groups
+from stylesurv.gan.protocol import GeneratorLike
 from stylesurv.gan.render import broadcast_ws, synthesize
 
 
 def change_energy(
-    generator: Any, codes: np.ndarray, offset: np.ndarray, base: np.ndarray | None = None, batch: int = 16
+    generator: GeneratorLike,
+    codes: np.ndarray,
+    offset: np.ndarray,
+    base: np.ndarray | None = None,
+    batch: int = 16,
 ) -> np.ndarray:
     """Per-pixel energy [N, R, R] of the image change when ``offset`` is added to each code.
 
@@ -113,7 +118,7 @@ class EditShares:
 
 
 def edit_shares(
-    generator: Any,
+    generator: GeneratorLike,
     codes: np.ndarray,
     offset: np.ndarray,
     masks: np.ndarray,
@@ -163,7 +168,7 @@ class Attribution:
 
 
 def group_edits(
-    generator: Any,
+    generator: GeneratorLike,
     codes: np.ndarray,
     offset: np.ndarray,
     masks: np.ndarray,
@@ -201,7 +206,7 @@ def group_edits(
 
 
 def attribute_regions(
-    generator: Any,
+    generator: GeneratorLike,
     codes: np.ndarray,
     direction: HealthDirection,
     masks: np.ndarray,

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from stylesurv.core.atomic import atomic_path
 from stylesurv.explain.direction import HealthDirection
+from stylesurv.gan.protocol import GeneratorLike
 from stylesurv.gan.render import broadcast_ws, synthesize, to_uint8
 
 
@@ -28,7 +28,11 @@ def symmetric_alphas(max_sd: float, steps: int) -> np.ndarray:
 
 
 def render_edits(
-    generator: Any, codes: np.ndarray, direction: HealthDirection, alphas: Sequence[float], batch: int = 16
+    generator: GeneratorLike,
+    codes: np.ndarray,
+    direction: HealthDirection,
+    alphas: Sequence[float],
+    batch: int = 16,
 ) -> np.ndarray:
     """Edited faces uint8 [N, A, R, R, 3]: row n is code n moved by each alpha (in attribute SDs).
 

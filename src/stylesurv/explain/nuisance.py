@@ -23,9 +23,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
-from stylesurv.core.aligned import patient_file, read_mask
+from stylesurv.core.aligned import mask_file, photo_file, read_landmarks, read_mask, read_photo
 from stylesurv.core.console import track
 from stylesurv.core.errors import InputError
 from stylesurv.explain.direction import HealthDirection, health_direction
@@ -63,15 +62,10 @@ def measure_photo_nuisances(aligned_dir: str | Path, patient_ids: list[str]) -> 
     aligned = Path(aligned_dir)
     rows: dict[str, dict[str, float]] = {pid: {} for pid in patient_ids}
     for pid in track(patient_ids, "measuring background, clothing and pose in the photos"):
-        photo_path = patient_file(aligned, pid)
-        mask_path = patient_file(aligned / "masks", pid)
-        if photo_path is None or mask_path is None or not photo_path.is_file() or not mask_path.is_file():
+        photo_path, mask_path = photo_file(aligned, pid), mask_file(aligned, pid)
+        if photo_path is None or mask_path is None:
             continue
-        try:
-            with Image.open(photo_path) as img:
-                photo = np.asarray(img.convert("RGB"), dtype=np.float64) / 255.0
-        except OSError as exc:
-            raise InputError(f"{photo_path}: unreadable aligned photo ({exc})") from None
+        photo = read_photo(photo_path).astype(np.float64) / 255.0
         mask = read_mask(mask_path, photo.shape[0])
         for region, label in (("background", 0), ("clothing", 2)):
             brightness, red_green, yellow_blue = colour_features(photo[mask == label])
@@ -82,18 +76,9 @@ def measure_photo_nuisances(aligned_dir: str | Path, patient_ids: list[str]) -> 
                     f"{region}_yellow_blue": yellow_blue,
                 }
             )
-    landmarks_csv = aligned / "landmarks.csv"
-    if landmarks_csv.is_file():
-        table = pd.read_csv(landmarks_csv, dtype={"patient_id": str})
-        columns = [f"{axis}{i}" for i in range(68) for axis in ("x", "y")]
-        missing = [c for c in ["patient_id", *columns] if c not in table.columns]
-        if missing:
-            raise InputError(
-                f"{landmarks_csv}: missing column(s) {', '.join(missing[:4])}; re-run `stylesurv align`"
-            )
-        for pid, points in zip(table["patient_id"], table[columns].to_numpy(dtype=np.float64), strict=True):
-            if pid in rows and np.all(np.isfinite(points)):
-                rows[pid]["head_roll_deg"], rows[pid]["head_yaw"] = head_pose(points.reshape(68, 2))
+    for pid, points in read_landmarks(aligned).items():
+        if pid in rows:
+            rows[pid]["head_roll_deg"], rows[pid]["head_yaw"] = head_pose(points)
     frame = pd.DataFrame.from_dict(rows, orient="index").reindex(list(rows))
     frame.index.name = "patient_id"
     return frame.reset_index()

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from stylesurv.core.aligned import load_masks, patient_file
+from stylesurv.core.aligned import load_masks, mask_file, patient_file
 from stylesurv.core.atomic import write_json_atomic, write_text_atomic
 from stylesurv.core.console import info, warn
 from stylesurv.core.errors import InputError
@@ -299,8 +299,7 @@ def find_face_subspace(
 
 
 def _has_mask(aligned: Path, patient_id: str) -> bool:
-    path = patient_file(aligned / "masks", patient_id)
-    return path is not None and path.is_file()
+    return mask_file(aligned, patient_id) is not None
 
 
 def _attribution(

@@ -1,4 +1,4 @@
-"""Align a whole cohort into an aligned folder, resumably, and read aligned folders back.
+"""Align a whole cohort into an aligned folder, resumably (`stylesurv.core.aligned` reads it back).
 
 The aligned folder (layout contract): ``<patient_id>.png`` (R x R RGB), ``landmarks.csv`` (patient_id,
 x0, y0, ..., x67, y67 in aligned pixels), ``qc.csv`` (one row per patient of the cohort: status, reason,
@@ -36,6 +36,7 @@ from stylesurv.core.aligned import (
     QC_COLUMNS,
     QC_FILE,
     SETTINGS_FILE,
+    read_landmarks_csv,
 )
 from stylesurv.core.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
 from stylesurv.core.console import make_progress
@@ -69,7 +70,18 @@ class AlignOptions:
             raise ValueError("upsample must be >= 0, supersample >= 1 and detect_max_side >= 64")
 
     def settings(self) -> dict[str, Any]:
+        """What align.json records (``from_settings`` reads it back)."""
         return {"version": ALIGN_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> AlignOptions:
+        """The options ``settings()`` recorded (align.json); TypeError/ValueError on a malformed record."""
+        fields = dict(settings)
+        fields.pop("version", None)
+        qc, mask = dict(fields.pop("qc", {})), dict(fields.pop("mask", {}))
+        if "usable" in qc:
+            qc["usable"] = tuple(qc["usable"])
+        return cls(**fields, qc=QCThresholds(**qc), mask=MaskShape(**mask))
 
     def output_key(self) -> str:
         """Hash of the settings that change images, masks or statuses (not which statuses are usable)."""
@@ -145,37 +157,6 @@ def cohort_photos(cohort_dir: str | Path) -> dict[str, Path | None]:
             f"{cohort_dir}: the cohort has no patients (no rows in {CLINICAL_FILE} or no photos)"
         )
     return {pid: found.get(pid) for pid in ids}
-
-
-def read_landmarks_csv(path: str | Path) -> dict[str, np.ndarray]:
-    """Read a landmarks CSV (patient_id, x0, y0, ..., x67, y67) into patient id -> [68, 2] points."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(f"{path}: landmarks file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the landmarks file ({exc}); save it as UTF-8 CSV") from None
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    missing = [c for c in ("patient_id", *LANDMARK_COLUMNS) if c not in (reader.fieldnames or [])]
-    if missing:
-        shown = ", ".join(missing[:6]) + (" ..." if len(missing) > 6 else "")
-        raise InputError(f"{path}: missing column(s) {shown}; expected patient_id,x0,y0,...,x67,y67")
-    points: dict[str, np.ndarray] = {}
-    for line, row in enumerate(reader, start=2):
-        pid = (row["patient_id"] or "").strip()
-        if pid in points:
-            raise InputError(f"{path}, line {line}: patient {pid!r} appears twice; keep one row per patient")
-        try:
-            values = np.array([float(row[c]) for c in LANDMARK_COLUMNS], dtype=np.float64)
-        except (TypeError, ValueError):
-            raise InputError(
-                f"{path}, line {line}: patient {pid!r} has a missing or non-numeric coordinate"
-            ) from None
-        if not np.all(np.isfinite(values)):
-            raise InputError(f"{path}, line {line}: patient {pid!r} has a non-finite coordinate")
-        points[pid] = values.reshape(68, 2)
-    return points
 
 
 def landmarks_table(landmarks: Mapping[str, np.ndarray]) -> str:

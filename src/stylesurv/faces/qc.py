@@ -20,11 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from stylesurv.core.aligned import DEFAULT_USABLE
 from stylesurv.core.geometry import eye_mouth_points
 
 STATUSES = ("ok", "no_face", "multiple_faces", "low_resolution", "extreme_pose", "unreadable")
 FATAL_STATUSES = ("no_face", "unreadable")
-DEFAULT_USABLE = ("ok", "multiple_faces")
+# DEFAULT_USABLE (ok, multiple_faces) lives with the qc.csv reader, core.aligned, which applies it too
 NOSE_TIP = 30
 
 

@@ -13,6 +13,7 @@ __all__ = [
     "nvidia_pickle",
     "ops",
     "presets",
+    "protocol",
     "render",
     "rosinality",
     "stylespace",

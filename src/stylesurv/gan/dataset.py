@@ -1,4 +1,4 @@
-"""Training images: an aligned folder (only qc status ``ok``) or a plain folder of R x R images.
+"""Training images: an aligned folder (its qc.csv-usable patients) or a plain folder of R x R images.
 
 Images are held in memory as uint8 when they fit (the synthetic world's 20,000 portraits at 64 px take
 250 MB) and read from disk per minibatch otherwise.  The order in which they are shown is a pure function
@@ -7,8 +7,6 @@ of (seed, epoch, position), so a resumed run shows exactly the images it would h
 
 from __future__ import annotations
 
-import csv
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,16 +14,17 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from stylesurv.core.aligned import QC_FILE, usable_patients
 from stylesurv.core.console import track
 from stylesurv.core.errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _PRELOAD_BYTES = 2 << 30  # keep the whole dataset in memory up to this size
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """The training images of ``folder``: the qc-``ok`` patients of an aligned folder, else every image.
+    """The training images of ``folder``: the usable patients of an aligned folder (one with qc.csv; see
+    `stylesurv.core.aligned.usable_patients`), else every image.
 
     A folder without images of its own but with ``photos/`` (a synthetic world written by ``stylesurv
     synth``, whose photos are already aligned) uses the images in ``photos/``.
@@ -33,42 +32,21 @@ def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"training data folder {folder} does not exist")
-    qc = folder / "qc.csv"
-    if qc.is_file():
-        files = _aligned_images(folder, qc)
+    if (folder / QC_FILE).is_file():
+        files = [folder / f"{pid}.png" for pid in usable_patients(folder)]
     else:
         files = _plain_images(folder)
         if not files and (folder / "photos").is_dir():
             files = _plain_images(folder / "photos")
     if not files:
         raise InputError(
-            f"{folder} holds no training images ({', '.join(IMAGE_SUFFIXES)}, or qc.csv rows 'ok')"
+            f"{folder} holds no training images ({', '.join(IMAGE_SUFFIXES)}, or qc.csv rows usable 1)"
         )
     return files
 
 
 def _plain_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def _aligned_images(folder: Path, qc: Path) -> list[Path]:
-    with qc.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or not {"patient_id", "status"} <= set(reader.fieldnames):
-            raise InputError(f"{qc} must have columns patient_id and status")
-        rows = list(reader)
-    files = []
-    for line, row in enumerate(rows, start=2):
-        if row["status"].strip() != "ok":
-            continue
-        pid = row["patient_id"].strip()
-        if not _SAFE_ID.match(pid):
-            raise InputError(f"{qc} line {line}: patient_id {pid!r} is not a safe file name")
-        path = folder / f"{pid}.png"
-        if not path.is_file():
-            raise InputError(f"{qc} line {line}: status ok but {path} is missing; re-run `stylesurv align`")
-        files.append(path)
-    return files
 
 
 def _read_rgb(path: Path) -> np.ndarray:

@@ -34,6 +34,7 @@ from scipy.linalg import eigh
 from stylesurv.core.aligned import FACE_LABEL
 from stylesurv.core.console import track
 from stylesurv.core.errors import InputError
+from stylesurv.gan.protocol import GeneratorLike
 from stylesurv.gan.render import broadcast_ws, synthesize
 
 DEFAULT_COMPONENTS = 256  # principal directions of the codes searched (96 % of the W+ code variance at 64 px)
@@ -45,9 +46,13 @@ CURVE_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 ANALYSIS_RESOLUTION = 128  # images and masks are compared at most at this size (block-averaged)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FaceSubspace:
-    """Principal directions of the codes re-ordered by how face-bound their image change is."""
+    """Principal directions of the codes re-ordered by how face-bound their image change is.
+
+    :func:`save_face_subspace` / :func:`load_face_subspace` store it whole (NPZ) and read it back equal;
+    :meth:`to_json` is a summary for reports, without the arrays, so there is no ``from_json``.
+    """
 
     center: np.ndarray  # [D] mean code (flattened)
     basis: np.ndarray  # [m, D] orthonormal rows spanning the face subspace (m may be 0)
@@ -87,7 +92,21 @@ class FaceSubspace:
         """The part of a latent vector (a code's shape) that lies in the face subspace."""
         return self.restriction().project(vector)
 
+    def __eq__(self, other: object) -> bool:
+        """The same analysis: arrays of the same shape and values, and the same numbers."""
+        if not isinstance(other, FaceSubspace):
+            return NotImplemented
+
+        def same(name: str) -> bool:
+            a, b = np.asarray(getattr(self, name)), np.asarray(getattr(other, name))
+            return a.shape == b.shape and bool(np.array_equal(a, b))
+
+        numbers = ("threshold", "n_components", "n_patients", "variance_share")
+        arrays_equal = all(same(n) for n in SUBSPACE_FIELDS)
+        return arrays_equal and all(getattr(self, n) == getattr(other, n) for n in numbers)
+
     def to_json(self) -> dict[str, Any]:
+        """A summary (the numbers and the shares; no arrays) for summary.json and the report."""
         return {
             "dim": self.dim,
             "threshold": self.threshold,
@@ -119,7 +138,12 @@ def downsample(images: np.ndarray, size: int) -> np.ndarray:
 
 
 def region_grams(
-    generator: Any, code: np.ndarray, directions: np.ndarray, steps: np.ndarray, face: np.ndarray, batch: int
+    generator: GeneratorLike,
+    code: np.ndarray,
+    directions: np.ndarray,
+    steps: np.ndarray,
+    face: np.ndarray,
+    batch: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Face and whole-image Gram matrices [k, k] of the generator's finite-difference Jacobian at one code
     (shape [*shape]) along ``directions`` [k, D] with step lengths ``steps`` [k].
@@ -147,7 +171,7 @@ def region_grams(
 
 
 def face_subspace(
-    generator: Any,
+    generator: GeneratorLike,
     codes: np.ndarray,
     masks: np.ndarray,
     rows: np.ndarray,
@@ -229,6 +253,8 @@ def load_face_subspace(path: str | Path, threshold: float | None = None) -> Face
         raise InputError(f"{path}: face subspace file not found (written by `stylesurv explain`)") from None
     except (KeyError, ValueError, OSError) as exc:
         raise InputError(f"{path}: not a face subspace file ({exc})") from None
+    if subspace.dim != int(header.get("dim", subspace.dim)) or len(subspace.shares) != len(subspace.vectors):
+        raise InputError(f"{path}: not a face subspace file (its arrays do not agree with its header)")
     return subspace if threshold is None else subspace.at(threshold)
 
 

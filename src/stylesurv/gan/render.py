@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from stylesurv.core.latents import Latents
+from stylesurv.gan.protocol import GeneratorLike
 from stylesurv.gan.stylespace import with_styles
+
+if TYPE_CHECKING:
+    from stylesurv.gan.networks import Generator
 
 
 def broadcast_ws(codes: np.ndarray, num_ws: int) -> np.ndarray:
@@ -20,7 +24,7 @@ def broadcast_ws(codes: np.ndarray, num_ws: int) -> np.ndarray:
     raise ValueError(f"codes of shape {codes.shape} do not fit a generator with num_ws={num_ws}")
 
 
-def style_space_view(latents: Latents, generator: Any) -> tuple[Latents, Any]:
+def style_space_view(latents: Latents, generator: Generator) -> tuple[Latents, GeneratorLike]:
     """The latents as style codes (in ``w``, recomputed by ``generator``) and a generator that renders style
     codes, so that a direction of a model fitted on styles is edited, measured and probed like a W one."""
     from stylesurv.gan.stylespace import StyleSpaceGenerator
@@ -43,7 +47,7 @@ def to_uint8(images: Any) -> np.ndarray:
     return arr.astype(np.uint8)
 
 
-def synthesize(generator: Any, ws: np.ndarray, batch: int = 16) -> np.ndarray:
+def synthesize(generator: GeneratorLike, ws: np.ndarray, batch: int = 16) -> np.ndarray:
     """Raw synthesis output [N, 3, R, R] float32 for ws [N, num_ws, w_dim], in batches, constant noise."""
     import torch
 

@@ -17,13 +17,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from stylesurv.core.errors import InputError
 from stylesurv.core.latents import Latents
+
+if TYPE_CHECKING:
+    from stylesurv.gan.networks import Generator
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,7 @@ class StyleLayer:
     stop: int
 
 
-def style_layers(generator: Any) -> list[StyleLayer]:
+def style_layers(generator: Generator) -> list[StyleLayer]:
     """The affine maps of a synthesis network in rendering order, with the W+ layer each reads."""
     synthesis = generator.synthesis
     layers: list[StyleLayer] = []
@@ -58,17 +61,17 @@ def style_layers(generator: Any) -> list[StyleLayer]:
     return layers
 
 
-def style_dim(generator: Any) -> int:
+def style_dim(generator: Generator) -> int:
     """Length of a style code."""
     return style_layers(generator)[-1].stop
 
 
-def _affine(generator: Any, layer: StyleLayer) -> Any:
+def _affine(generator: Generator, layer: StyleLayer) -> Any:
     block, name = layer.name.split(".")
     return getattr(getattr(generator.synthesis, block), name).affine
 
 
-def styles_from_codes(generator: Any, codes: np.ndarray, batch: int = 256) -> np.ndarray:
+def styles_from_codes(generator: Generator, codes: np.ndarray, batch: int = 256) -> np.ndarray:
     """Style codes [N, D] (float64) of W [N, w_dim] or W+ [N, num_ws, w_dim] codes."""
     codes = np.asarray(codes, dtype=np.float32)
     if codes.ndim == 2:
@@ -91,7 +94,7 @@ def styles_from_codes(generator: Any, codes: np.ndarray, batch: int = 256) -> np
 
 
 @contextmanager
-def styles_fixed(generator: Any, styles: torch.Tensor) -> Iterator[None]:
+def styles_fixed(generator: Generator, styles: torch.Tensor) -> Iterator[None]:
     """Within the block, every affine map of ``generator`` outputs its slice of ``styles`` [N, D]."""
 
     def replace(layer: StyleLayer) -> Any:
@@ -113,7 +116,7 @@ def styles_fixed(generator: Any, styles: torch.Tensor) -> Iterator[None]:
 class StyleSynthesis(torch.nn.Module):
     """Synthesis from style codes: ``ws`` [N, 1, D] holds the styles; the W+ input is then ignored."""
 
-    def __init__(self, generator: Any) -> None:
+    def __init__(self, generator: Generator) -> None:
         super().__init__()
         self.generator = generator
         self.num_ws, self.w_dim = 1, style_dim(generator)
@@ -130,14 +133,14 @@ class StyleSynthesis(torch.nn.Module):
 class StyleSpaceGenerator(torch.nn.Module):
     """A generator whose codes are style codes: ``w_dim`` the style length, ``num_ws`` 1."""
 
-    def __init__(self, generator: Any) -> None:
+    def __init__(self, generator: Generator) -> None:
         super().__init__()
         self.synthesis = StyleSynthesis(generator)
         self.num_ws, self.w_dim = 1, self.synthesis.w_dim
         self.img_resolution, self.img_channels = generator.img_resolution, generator.img_channels
 
 
-def with_styles(latents: Latents, generator: Any) -> Latents:
+def with_styles(latents: Latents, generator: Generator) -> Latents:
     """The latents with their style codes (re)computed from their W+ (or W) codes by ``generator``'s affine
     maps: the styles always match the generator at hand."""
     import dataclasses

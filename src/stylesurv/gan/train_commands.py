@@ -12,7 +12,7 @@ from stylesurv.gan.commands import gan_group
 
 def train_command(
     data: Annotated[
-        Path, typer.Option("--data", help="Aligned folder (qc.csv 'ok' rows) or folder of R x R images.")
+        Path, typer.Option("--data", help="Aligned folder (qc.csv usable rows) or folder of R x R images.")
     ],
     out: Annotated[Path, typer.Option("--out", help="Run folder; if it holds snapshots the run continues.")],
     resume: Annotated[

@@ -57,9 +57,15 @@ def encoder_train(
     import torch
 
     from stylesurv.core.console import info, make_progress
-    from stylesurv.core.hashing import hash_tree, sha256_file
+    from stylesurv.core.hashing import sha256_file
     from stylesurv.invert.embed import load_batch, usable_patients
-    from stylesurv.invert.encoder import EncoderTrainConfig, load_encoder, save_encoder, train_encoder
+    from stylesurv.invert.encoder import (
+        EncoderTrainConfig,
+        encoder_identity,
+        load_encoder,
+        save_encoder,
+        train_encoder,
+    )
 
     if steps < 1 or batch < 1:
         raise InputError("--steps and --batch must be at least 1")
@@ -83,7 +89,7 @@ def encoder_train(
             "generator_sha256": sha256_file(generator),
             "train": config.__dict__,
             "real_photos": None if photos is None else str(photos),
-            "init": None if init is None else {"path": str(init), "sha256": hash_tree(init)},
+            "init": None if init is None else {"path": str(init), "sha256": encoder_identity(init)},
             "torch": torch.__version__,
         },
     )
@@ -156,7 +162,7 @@ def embed(
     from stylesurv.core.hashing import sha256_file
     from stylesurv.gan.dist import close_world, init_world
     from stylesurv.invert.embed import EmbedConfig, Networks, auto_batch, embed_folder
-    from stylesurv.invert.encoder import load_encoder
+    from stylesurv.invert.encoder import encoder_identity, load_encoder
     from stylesurv.invert.losses import LossWeights, LpipsVgg16
     from stylesurv.invert.project import SPACES, ProjectConfig
 
@@ -172,7 +178,7 @@ def embed(
         networks = Networks(generator=G, generator_sha256=sha256_file(generator))
         if encoder is not None:
             networks.encoder = load_encoder(encoder)
-            networks.encoder_sha256 = sha256_file(encoder / "encoder.safetensors")
+            networks.encoder_sha256 = encoder_identity(encoder)
         if discriminator is not None:
             from stylesurv.gan.checkpoint import load_discriminator
 

@@ -11,11 +11,9 @@ interrupted or sharded.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
-import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,25 +22,22 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch import nn
 
-from stylesurv.core.aligned import FACE_LABEL
+from stylesurv.core import aligned
+from stylesurv.core.aligned import FACE_LABEL, LANDMARKS_FILE, mask_file, photo_file, read_mask, read_photo
 from stylesurv.core.atomic import write_bytes_atomic, write_json_atomic
 from stylesurv.core.console import make_progress, warn
 from stylesurv.core.errors import InputError
 from stylesurv.core.hashing import hash_config, sha256_file
 from stylesurv.core.latents import Latents, load_latents, save_latents
-from stylesurv.faces.qc import DEFAULT_USABLE
 from stylesurv.gan.dist import World, barrier, init_world
 from stylesurv.gan.stylespace import styles_from_codes
 from stylesurv.invert.encoder import Encoder, check_encoder_matches
 from stylesurv.invert.losses import LossWeights, LpipsVgg16, ReconstructionLoss
 from stylesurv.invert.metrics import IDENTITY_MIN_RESOLUTION, identity_similarity, reconstruction_metrics
 from stylesurv.invert.project import ProjectConfig, project, w_std_estimate
-
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_TRUE = {"1", "true", "yes", "y", "t"}
 
 
 @dataclass(frozen=True)
@@ -74,7 +69,7 @@ class Networks:
     generator: nn.Module
     generator_sha256: str
     encoder: Encoder | None = None
-    encoder_sha256: str | None = None
+    encoder_sha256: str | None = None  # invert.encoder.encoder_identity(folder)
     discriminator: nn.Module | None = None
     discriminator_sha256: str | None = None
     lpips: LpipsVgg16 | None = None
@@ -82,53 +77,17 @@ class Networks:
 
 
 # ---------------------------------------------------------------------------------------------- inputs
-def usable_patients(aligned_dir: Path) -> list[str]:
-    """Sorted patient ids to embed: qc.csv's usable rows if qc.csv exists, else every ``<pid>.png``."""
-    if not aligned_dir.is_dir():
-        raise InputError(f"aligned folder {aligned_dir} does not exist; run `stylesurv align` first")
-    qc = aligned_dir / "qc.csv"
-    if not qc.is_file():
-        pids = sorted(p.stem for p in aligned_dir.glob("*.png") if p.is_file())
-        for pid in pids:
-            if not _SAFE_ID.match(pid):
-                raise InputError(f"{aligned_dir}/{pid}.png: patient id {pid!r} is not a safe file name")
-    else:
-        pids = sorted(_usable_qc_rows(aligned_dir, qc))
+def usable_patients(aligned_dir: str | Path) -> list[str]:
+    """Sorted patient ids to embed: the aligned folder's usable patients (`core.aligned.usable_patients`);
+    a folder without qc.csv counts as a plain folder of aligned photos and gives every ``<pid>.png``."""
+    pids = sorted(aligned.usable_patients(aligned_dir, plain=True))
     if not pids:
-        raise InputError(f"{aligned_dir} holds no usable aligned photos (<patient_id>.png, qc.csv status ok)")
+        raise InputError(f"{aligned_dir} holds no usable aligned photos (<patient_id>.png, qc.csv usable 1)")
     return pids
 
 
-def _usable_qc_rows(aligned_dir: Path, qc: Path) -> list[str]:
-    with qc.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or not {"patient_id", "status"} <= set(reader.fieldnames):
-            raise InputError(f"{qc} must have columns patient_id and status")
-        rows = list(reader)
-    pids = []
-    for line, row in enumerate(rows, start=2):
-        usable = row.get("usable")
-        if usable is not None:
-            keep = (usable or "").strip().lower() in _TRUE
-        else:
-            keep = row["status"] in DEFAULT_USABLE
-        if not keep:
-            continue
-        pid = (row["patient_id"] or "").strip()
-        if not _SAFE_ID.match(pid):
-            raise InputError(f"{qc} line {line}: patient_id {pid!r} is not a safe file name")
-        if not (aligned_dir / f"{pid}.png").is_file():
-            raise InputError(f"{qc} line {line}: {pid} is usable but {pid}.png is missing; re-run align")
-        pids.append(pid)
-    return pids
-
-
-def _read_png(path: Path, mode: str, resolution: int) -> np.ndarray:
-    try:
-        with Image.open(path) as im:
-            array = np.asarray(im.convert(mode))
-    except (OSError, UnidentifiedImageError) as exc:
-        raise InputError(f"cannot read {path}: {exc}") from None
+def _read_photo(path: Path, resolution: int) -> np.ndarray:
+    array = read_photo(path)
     if array.shape[:2] != (resolution, resolution):
         raise InputError(
             f"{path} is {array.shape[1]}x{array.shape[0]} but the generator makes {resolution}x{resolution} "
@@ -141,33 +100,22 @@ def load_batch(
     aligned_dir: Path, pids: list[str], resolution: int, use_masks: bool
 ) -> tuple[torch.Tensor, torch.Tensor | None, np.ndarray]:
     """Images [N, 3, R, R] in [-1, 1], face masks [N, 1, R, R] (None without masks/) and which have a mask."""
-    images = np.stack([_read_png(aligned_dir / f"{pid}.png", "RGB", resolution) for pid in pids])
-    tensor = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
-    mask_dir = aligned_dir / "masks"
-    has_mask = np.array([use_masks and (mask_dir / f"{pid}.png").is_file() for pid in pids])
+    photos = []
+    for pid in pids:
+        path = photo_file(aligned_dir, pid)
+        if path is None:
+            raise InputError(f"{aligned_dir}: no aligned photo {pid}.png; re-run `stylesurv align`")
+        photos.append(_read_photo(path, resolution))
+    tensor = torch.from_numpy(np.stack(photos)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    masks = [mask_file(aligned_dir, pid) if use_masks else None for pid in pids]
+    has_mask = np.array([path is not None for path in masks])
     if not has_mask.any():
         return tensor, None, has_mask
     faces = np.ones((len(pids), resolution, resolution), dtype=np.float32)  # no mask: the whole image counts
-    for i, pid in enumerate(pids):
-        if has_mask[i]:
-            faces[i] = _read_png(mask_dir / f"{pid}.png", "L", resolution) == FACE_LABEL
+    for i, path in enumerate(masks):
+        if path is not None:
+            faces[i] = read_mask(path, resolution) == FACE_LABEL
     return tensor, torch.from_numpy(faces)[:, None], has_mask
-
-
-def read_landmarks(aligned_dir: Path) -> dict[str, np.ndarray]:
-    """68-point landmarks per patient from landmarks.csv ({} if absent)."""
-    path = aligned_dir / "landmarks.csv"
-    if not path.is_file():
-        return {}
-    out = {}
-    with path.open(newline="", encoding="utf-8") as f:
-        for line, row in enumerate(csv.DictReader(f), start=2):
-            try:
-                xy = [(float(row[f"x{k}"]), float(row[f"y{k}"])) for k in range(68)]
-            except (KeyError, TypeError, ValueError):
-                raise InputError(f"{path} line {line}: needs numeric columns x0,y0,...,x67,y67") from None
-            out[row["patient_id"]] = np.array(xy)
-    return out
 
 
 def image_seed(seed: int, patient_id: str) -> int:
@@ -277,8 +225,8 @@ def work_folder(out: Path) -> Path:
 
 def _plan_key(aligned_dir: Path, pids: list[str], networks: Networks, config: EmbedConfig) -> str:
     files = {pid: sha256_file(aligned_dir / f"{pid}.png") for pid in pids}
-    masks = {pid: sha256_file(p) for pid in pids if (p := aligned_dir / "masks" / f"{pid}.png").is_file()}
-    landmarks = aligned_dir / "landmarks.csv"
+    masks = {pid: sha256_file(p) for pid in pids if (p := mask_file(aligned_dir, pid)) is not None}
+    landmarks = aligned_dir / LANDMARKS_FILE
     return hash_config(
         {
             "config": config.to_dict(),
@@ -335,7 +283,7 @@ def embed_folder(
     pids = usable_patients(aligned_dir)
     landmarks = None
     if config.identity and G.img_resolution >= IDENTITY_MIN_RESOLUTION:
-        landmarks = read_landmarks(aligned_dir) or None
+        landmarks = aligned.read_landmarks(aligned_dir) or None
         if landmarks is not None and not _identity_model_available():
             landmarks = None
     work = work_folder(out)

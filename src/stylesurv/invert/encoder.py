@@ -30,6 +30,7 @@ from torch import nn
 
 from stylesurv.core.atomic import write_json_atomic, write_safetensors_atomic
 from stylesurv.core.errors import CheckpointError
+from stylesurv.core.hashing import sha256_file
 from stylesurv.invert.project import w_std_estimate
 
 WEIGHTS_FILE = "encoder.safetensors"
@@ -131,6 +132,16 @@ def load_encoder(folder: str | os.PathLike[str]) -> Encoder:
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not match the encoder config ({exc})") from None
     return encoder.eval()
+
+
+def encoder_identity(folder: str | os.PathLike[str]) -> str:
+    """The hash that names an encoder (latents' ``encoder_sha256``, encoder.json's ``init``, embed resume
+    keys): SHA-256 of its ``encoder.safetensors``, the weights with the config in their metadata, i.e. all
+    that :func:`load_encoder` reads (encoder.json's training notes do not change it)."""
+    path = Path(folder) / WEIGHTS_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no encoder weights; train one with `stylesurv encoder train`")
+    return sha256_file(path)
 
 
 def check_encoder_matches(encoder: Encoder, generator: nn.Module, where: str) -> None:

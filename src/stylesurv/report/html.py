@@ -13,6 +13,7 @@ import base64
 import io
 import json
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import pandas as pd
 from PIL import Image
 
 from stylesurv import __version__
-from stylesurv.core.aligned import patient_file
+from stylesurv.core.aligned import QC_FILE, patient_file, read_qc
 from stylesurv.core.errors import InputError
 from stylesurv.explain.direction import GROUP_RESOLUTIONS
 from stylesurv.report import plots
@@ -124,17 +125,14 @@ def cohort_section(run: Path, oof_frames: dict[str, pd.DataFrame]) -> dict[str, 
 
 def qc_section(run: Path) -> tuple[list[tuple[str, int]], list[dict[str, str]], int] | None:
     """Counts per QC status and the rows that are not ok (first MAX_QC_ROWS)."""
-    path = run / "aligned" / "qc.csv"
-    if not path.is_file():
+    if not (run / "aligned" / QC_FILE).is_file():
         return None
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    if "status" not in table.columns or "patient_id" not in table.columns:
-        raise InputError(f"{path}: needs patient_id and status columns; re-run `stylesurv align`")
-    counts = [(str(k), int(v)) for k, v in table["status"].value_counts().sort_index().items()]
-    bad = table[table["status"] != "ok"]
+    table = read_qc(run / "aligned")
+    counts = sorted(Counter(r["status"] for r in table).items())
+    bad = [r for r in table if r["status"] != "ok"]
     rows = [
         {"patient_id": r["patient_id"], "status": r["status"], "reason": r.get("reason", "")}
-        for r in bad.head(MAX_QC_ROWS).to_dict("records")
+        for r in bad[:MAX_QC_ROWS]
     ]
     return counts, rows, max(len(bad) - MAX_QC_ROWS, 0)
 

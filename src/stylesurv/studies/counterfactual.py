@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from stylesurv.core.aligned import REGIONS, patient_file, read_mask
+from stylesurv.core.aligned import MASKS_DIR, QC_FILE, REGIONS, mask_file, photo_file, read_mask, read_photo
 from stylesurv.core.atomic import write_bytes_atomic, write_text_atomic
 from stylesurv.core.errors import InputError
 from stylesurv.core.latents import Latents
@@ -47,14 +47,6 @@ def recolour_region(image: np.ndarray, mask: np.ndarray, label: int, target: np.
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-def _read_rgb(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"))
-    except OSError as exc:
-        raise InputError(f"{path}: unreadable aligned photo ({exc}); re-run `stylesurv align`") from None
-
-
 def write_counterfactual_photos(
     aligned_dir: str | Path,
     out_dir: str | Path,
@@ -72,10 +64,10 @@ def write_counterfactual_photos(
         raise InputError(f"unknown mask region(s) {', '.join(unknown)}; choose from {', '.join(REGIONS)}")
     photos, masks, ids = [], [], []
     for pid in patient_ids:
-        photo, mask = patient_file(aligned, pid), patient_file(aligned / "masks", pid)
-        if photo is None or mask is None or not photo.is_file() or not mask.is_file():
+        photo, mask = photo_file(aligned, pid), mask_file(aligned, pid)
+        if photo is None or mask is None:
             continue
-        image = _read_rgb(photo)
+        image = read_photo(photo)
         photos.append(image)
         masks.append(read_mask(mask, image.shape[0]))
         ids.append(pid)
@@ -86,7 +78,7 @@ def write_counterfactual_photos(
         )
     rng = np.random.default_rng(seed)
     donors = (np.arange(len(ids)) + rng.integers(1, len(ids), size=len(ids))) % len(ids)  # never oneself
-    (out / "masks").mkdir(parents=True, exist_ok=True)
+    (out / MASKS_DIR).mkdir(parents=True, exist_ok=True)
     for i, pid in enumerate(ids):
         image = photos[i]
         for region in regions:
@@ -95,8 +87,8 @@ def write_counterfactual_photos(
             if len(donor):
                 image = recolour_region(image, masks[i], label, donor.astype(np.float64).mean(axis=0))
         write_bytes_atomic(out / f"{pid}.png", _png(image))
-        write_bytes_atomic(out / "masks" / f"{pid}.png", _png(masks[i]))
-    write_text_atomic(out / "qc.csv", "patient_id,status\n" + "".join(f"{pid},ok\n" for pid in ids))
+        write_bytes_atomic(out / MASKS_DIR / f"{pid}.png", _png(masks[i]))
+    write_text_atomic(out / QC_FILE, "patient_id,status,usable\n" + "".join(f"{pid},ok,1\n" for pid in ids))
     return ids
 
 

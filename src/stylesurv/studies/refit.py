@@ -27,11 +27,12 @@ from stylesurv.explain.direction import codes_in_space, health_direction, patter
 from stylesurv.explain.nuisance import measure_photo_nuisances, nuisance_basis, project_out, truth_factors
 from stylesurv.explain.outputs import _correlations, attribution_rows
 from stylesurv.gan.face_subspace import CURVE_THRESHOLDS, CodeRestriction, FaceSubspace
+from stylesurv.gan.protocol import GeneratorLike
 from stylesurv.gan.render import broadcast_ws, synthesize
 from stylesurv.studies.counterfactual import DEFAULT_ENERGY, SWAPPED_REGIONS, counterfactual_basis
 from stylesurv.survival.bundle import SurvivalBundle
 from stylesurv.survival.data import FeatureSpec, SurvivalData
-from stylesurv.survival.models import ModelFactory
+from stylesurv.survival.registry import ModelFactory
 
 
 # ------------------------------------------------------------------------------ held-out evaluation
@@ -75,8 +76,6 @@ class RefitInputs:
     @property
     def factory(self) -> ModelFactory:
         """Fresh models like the bundle's: joint with the clinical adjusters when the spec has them."""
-        from stylesurv.survival.models import ModelFactory
-
         return ModelFactory(self.kind, "joint" if self.spec.clinical else None, dict(self.options))
 
 
@@ -85,7 +84,7 @@ def refit_inputs(bundle: SurvivalBundle, latents: Latents, table: pd.DataFrame) 
     any; late-fusion covariates are dropped), with the codes joined to the cohort's outcomes; an InputError
     for a bundle that was not fitted on latent codes."""
     from stylesurv.survival.data import LATENT_SPACES, FeatureSpec, join_latents
-    from stylesurv.survival.models import IMAGE_KINDS
+    from stylesurv.survival.registry import LATENT_KINDS
 
     spec = FeatureSpec(
         space=bundle.spec.space,
@@ -96,7 +95,7 @@ def refit_inputs(bundle: SurvivalBundle, latents: Latents, table: pd.DataFrame) 
     )
     if spec.space not in LATENT_SPACES:
         raise InputError(f"refitting needs a model fitted on latent codes, not {bundle.model_name!r}")
-    kind = bundle.kind if bundle.kind in IMAGE_KINDS else "coxnet"
+    kind = bundle.kind if bundle.kind in LATENT_KINDS else "coxnet"
     params = bundle.meta.get("model", {}).get("params", {})
     options = {"l1_ratio": params["l1_ratio"]} if kind == "coxnet" and "l1_ratio" in params else {}
     data = join_latents(latents, table, spec.space, spec.clinical)
@@ -282,7 +281,11 @@ def _refit_fields(scored: dict[str, Any], label: str, latent_key: str) -> dict[s
 
 
 def face_share_meter(
-    generator: Any, latents: Latents, shape: tuple[int, ...], aligned_dir: str | Path, opts: ExplainConfig
+    generator: GeneratorLike,
+    latents: Latents,
+    shape: tuple[int, ...],
+    aligned_dir: str | Path,
+    opts: ExplainConfig,
 ) -> Callable[[np.ndarray], dict[str, float]] | None:
     """A function measuring where an edit along a latent gradient (``shape``, as the bundle's) changes the
     image: the mean face share and face-with-margin share on the attribution sample, with the step of the

@@ -21,7 +21,7 @@ A bundle is a folder (written atomically as a whole)::
                           model.baseline_time / baseline_cumhaz [m]    Breslow cumulative baseline hazard
                           model.net.<param>                             DeepSurv / CNN weights
                           model.trees.*                                 RSF / GBSA trees as node arrays
-    cv_results.json     the nested CV (see validation.CVResults.to_dict)
+    cv_results.json     the nested CV (validation.CVResults.to_dict; read back by load_cv_results)
     oof_risk.csv        patient_id, time, event, repeat, fold, risk: out-of-fold risk per outer repeat
 
 No file of a bundle is a pickle, for any model kind.  Random survival forests and boosted Cox trees, which
@@ -53,14 +53,8 @@ from stylesurv.core.errors import InputError
 from stylesurv.core.latents import Latents
 from stylesurv.gan.face_subspace import CodeRestriction
 from stylesurv.survival.data import LATENT_SPACES, FeaturePipeline, FeatureSpec, SurvivalData
-from stylesurv.survival.models import (
-    JOINT_KINDS,
-    LateFusion,
-    LinearCox,
-    ModelFactory,
-    SurvivalModel,
-    restore_model,
-)
+from stylesurv.survival.models import LateFusion, LinearCox, SurvivalModel
+from stylesurv.survival.registry import FIT_KINDS, JOINT_KINDS, KINDS, ModelFactory, restore_model
 from stylesurv.survival.validation import CVResults, cross_validate, fit_all
 
 FORMAT = "stylesurv-survival-bundle"
@@ -69,9 +63,8 @@ MODEL_JSON = "model.json"
 ARRAYS = "arrays.safetensors"
 CV_RESULTS = "cv_results.json"
 OOF_RISK = "oof_risk.csv"
-MODELS = ("coxnet", "coxph", "deepsurv", "rsf", "gbsa", "cnn", "clinical")
+MODELS = FIT_KINDS  # what `stylesurv fit --model` takes (registry.KINDS: selectable)
 FUSIONS = ("late", "joint")  # how an image model takes clinical covariates
-DEFAULT_PCA = {"coxnet": None, "coxph": 16, "deepsurv": 32, "rsf": 16, "gbsa": 16}  # components of the codes
 
 
 @dataclass
@@ -283,6 +276,26 @@ def load_bundle(path: str | os.PathLike[str]) -> SurvivalBundle:
     )
 
 
+def load_cv_results(path: str | os.PathLike[str]) -> CVResults:
+    """The nested CV of a bundle folder: its cv_results.json with the out-of-fold risks of oof_risk.csv
+    (an empty table when that file is missing); equal to what ``fit_bundle`` returned."""
+    path = Path(path)
+    try:
+        doc = json.loads((path / CV_RESULTS).read_text())
+    except FileNotFoundError:
+        raise InputError(f"{path}: no {CV_RESULTS}; run `stylesurv fit`") from None
+    except (ValueError, OSError) as exc:
+        raise InputError(f"{path / CV_RESULTS}: unreadable ({exc})") from None
+    oof_file = path / OOF_RISK
+    oof = None
+    if oof_file.is_file():
+        oof = pd.read_csv(oof_file, dtype={"patient_id": str}, float_precision="round_trip")
+    try:
+        return CVResults.from_json(doc, oof)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{path / CV_RESULTS}: not the result of a nested CV ({exc!r})") from None
+
+
 # ------------------------------------------------------------------------------------------------ fitting
 def fit_bundle(
     data: SurvivalData,
@@ -353,14 +366,15 @@ def fit_files(
 ) -> tuple[CVResults, SurvivalBundle]:
     """What ``stylesurv fit`` does, from files: read the cohort (and latents or photos), CV, write the bundle.
 
-    ``model``: one of MODELS; "clinical" is a Cox model on ``clinical`` alone; an image model with
-    ``clinical`` becomes late fusion (``fusion`` "late") or, for coxnet and coxph, one Cox model on the codes
-    and the covariates together with the covariates unpenalised (``fusion`` "joint": the latent coefficients,
-    and so the health direction, are adjusted for the covariates).  ``l1_ratio`` sets CoxNet's elastic-net
-    mixing (default DEFAULT_L1_RATIO).  ``space`` defaults to the richest W space the latents hold; "styles"
-    fits on the StyleSpace channels, which ``generator`` computes from the codes (else the latents' own);
-    ``pca`` (0 = none) defaults per model (DEFAULT_PCA).  ``auc_times`` (days) and ``tau`` (Uno's C
-    truncation) default to quantiles of the cohort's event times (see metrics.default_times).
+    ``model``: one of MODELS (registry.FIT_KINDS); "clinical" is a Cox model on ``clinical`` alone; an image
+    model with ``clinical`` becomes late fusion (``fusion`` "late") or, for the JOINT_KINDS (coxnet, coxph),
+    one Cox model on the codes and the covariates together with the covariates unpenalised (``fusion``
+    "joint": the latent coefficients, and so the health direction, are adjusted for the covariates).
+    ``l1_ratio`` sets CoxNet's elastic-net mixing (default DEFAULT_L1_RATIO).  ``space`` defaults to the
+    richest W space the latents hold; "styles" fits on the StyleSpace channels, which ``generator`` computes
+    from the codes (else the latents' own); ``pca`` (0 = none) defaults per model (its registry entry's
+    ``default_pca``).  ``auc_times`` (days) and ``tau`` (Uno's C truncation) default to quantiles of the
+    cohort's event times (see metrics.default_times).
     ``face_subspace`` (a face_subspace.npz of `stylesurv explain`, found in the same latent space, cut at
     ``face_threshold`` when given) makes the model face-bound: fitted on codes kept to that subspace.
     """
@@ -381,16 +395,17 @@ def fit_files(
             f"give one of them and --clinical (got --model {model}"
             + (")" if clinical else ", no --clinical)")
         )
+    kind = KINDS[model]
     table = read_cohort_table(cohort)
     extra: dict[str, Any] = {"cohort": str(cohort)}
     restriction = None
-    if face_subspace is not None and model in ("clinical", "cnn"):
+    if face_subspace is not None and kind.inputs != "latent":
         raise InputError(f"--face-subspace restricts latent codes; the {model} model has none")
-    if model == "clinical":
+    if kind.inputs == "clinical":
         spec = FeatureSpec(space="none", clinical=clinical)
         factory = ModelFactory(kind="coxph", clinical_kind="clinical")
         data = join_latents(None, table, "none", clinical)
-    elif model == "cnn":
+    elif kind.inputs == "image":
         from stylesurv.survival.cnn import load_aligned_images
 
         if aligned is None:
@@ -413,7 +428,7 @@ def fit_files(
 
             codes = with_styles(codes, load_generator(generator).eval())
             extra["generator_sha256"] = sha256_file(generator)
-        k = DEFAULT_PCA[model] if pca is None else (pca or None)
+        k = kind.default_pca if pca is None else (pca or None)
         spec = FeatureSpec(space=chosen, wplus_reduce=wplus_reduce, pca=k, clinical=clinical)
         joined = ("fusion" if fusion == "late" else "joint") if clinical else None
         options = {"l1_ratio": l1_ratio} if model == "coxnet" and l1_ratio is not None else {}

@@ -7,52 +7,39 @@ random horizontal flips; the epoch count is chosen by early stopping on a held-o
 
 from __future__ import annotations
 
-import re
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from stylesurv.core.aligned import QC_FILE, check_folder, photo_file, read_photo, usable_patients
 from stylesurv.core.console import warn
 from stylesurv.core.errors import InputError
+from stylesurv.core.ids import file_id_problem
 from stylesurv.survival.data import SurvivalData, check_outcomes
 from stylesurv.survival.models import Arrays, SurvivalModel
-
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def load_aligned_images(data: SurvivalData, aligned_dir: str | Path) -> SurvivalData:
     """``data`` restricted to patients with an aligned photo that passed QC, with ``images`` [N, 3, R, R].
 
-    Patient ids are checked before they name a file; patients that qc.csv marks unusable (its ``usable``
-    column, else status other than "ok") or whose photo is missing are left out with a warning.
+    Patient ids are checked before they name a file (`stylesurv.core.ids.file_id_problem`); patients that
+    qc.csv does not mark usable (`stylesurv.core.aligned.usable_patients`) or whose photo is missing are left
+    out with a warning.  A folder without qc.csv is a plain folder of aligned photos: every photo counts.
     """
-    from PIL import Image
-
-    aligned_dir = Path(aligned_dir)
-    if not aligned_dir.is_dir():
-        raise InputError(f"{aligned_dir}: aligned folder not found; run `stylesurv align` first")
-    ok = set(data.patient_id.tolist())
-    qc_path = aligned_dir / "qc.csv"
-    if qc_path.is_file():
-        qc = pd.read_csv(qc_path, dtype={"patient_id": str})
-        usable = (
-            qc["usable"].astype(str).str.lower().isin(("1", "true"))
-            if "usable" in qc
-            else qc["status"] == "ok"
-        )
-        ok = set(qc.loc[usable, "patient_id"].tolist()) & ok
+    aligned_dir = check_folder(aligned_dir)
+    for pid in data.patient_id:
+        problem = file_id_problem(pid)
+        if problem is not None:
+            raise InputError(problem)
+    usable = set(usable_patients(aligned_dir)) if (aligned_dir / QC_FILE).is_file() else None
     keep, images = [], []
     for row, pid in enumerate(data.patient_id):
-        if not _SAFE_ID.match(pid):
-            raise InputError(f"patient id {pid!r} cannot name a file; use letters, digits, '.', '_' or '-'")
-        path = aligned_dir / f"{pid}.png"
-        if pid not in ok or not path.is_file():
+        path = photo_file(aligned_dir, pid)
+        if (usable is not None and pid not in usable) or path is None:
             continue
-        with Image.open(path) as img:
-            images.append(np.asarray(img.convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 127.5 - 1.0)
+        images.append(read_photo(path).astype(np.float32).transpose(2, 0, 1) / 127.5 - 1.0)
         keep.append(row)
     if len(keep) < len(data):
         warn(f"{len(data) - len(keep)} patient(s) have no QC-passed aligned photo and are left out")

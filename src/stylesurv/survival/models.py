@@ -16,6 +16,9 @@ Every model has ``fit(X, y) -> self`` (``y``: scikit-survival structured array),
 - ``fusion``   late fusion: an image model's out-of-fold score plus clinical covariates in a Cox model;
 - joint        ``coxnet`` or ``coxph`` on image features and clinical covariates together, the covariates
                unpenalised (``unpenalized``), so the latent coefficients are adjusted for them.
+
+The kinds, what each can do, :class:`~stylesurv.survival.registry.ModelFactory` and
+:func:`~stylesurv.survival.registry.restore_model` are in :mod:`stylesurv.survival.registry`.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import contextlib
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -878,15 +881,23 @@ class LateFusion(SurvivalModel):
         return config, arrays
 
     @classmethod
-    def restore(cls, config: dict[str, Any], arrays: Arrays) -> LateFusion:
+    def restore(
+        cls,
+        config: dict[str, Any],
+        arrays: Arrays,
+        restore_part: Callable[[dict[str, Any], Arrays], SurvivalModel],
+    ) -> LateFusion:
+        """The fitted fusion model; ``restore_part`` rebuilds its image and Cox parts from their exports
+        (the registry's ``restore_model``, which knows every kind the image part may be)."""
+
         def sub(prefix: str) -> Arrays:
             return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
 
         model = cls(image_model=_not_refittable, n_image=int(config["n_image"]))
         model.params_ = dict(config.get("params", {}))
         model.score_mean_, model.score_scale_ = float(config["score_mean"]), float(config["score_scale"])
-        model.image_ = restore_model(config["image"], sub("image."))
-        cox = restore_model(config["cox"], sub("cox."))
+        model.image_ = restore_part(config["image"], sub("image."))
+        cox = restore_part(config["cox"], sub("cox."))
         assert isinstance(cox, LinearCox)
         model.cox_ = cox
         return model
@@ -894,83 +905,3 @@ class LateFusion(SurvivalModel):
 
 def _not_refittable(seed: int) -> SurvivalModel:
     raise TypeError("a restored fusion model predicts only; refit it with `stylesurv fit`")
-
-
-# ------------------------------------------------------------------------------------------ registry
-IMAGE_KINDS = ("coxnet", "coxph", "deepsurv", "rsf", "gbsa")
-JOINT_KINDS = ("coxnet", "coxph")  # kinds that take clinical covariates as unpenalised adjusters
-
-
-@dataclass(frozen=True)
-class ModelFactory:
-    """Builds a fresh, unfitted model of ``kind`` for one training fold.
-
-    ``clinical_kind``: None (image features only), "fusion" (image model + clinical late fusion), "joint"
-    (a linear Cox model on image features and clinical covariates together, the covariates unpenalised, so
-    the image coefficients are adjusted for them) or "clinical" (Cox on clinical covariates alone; ``kind``
-    is ignored).  ``options`` override constructor defaults of the image model.
-    """
-
-    kind: str
-    clinical_kind: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def __call__(self, seed: int, n_image: int, feature_names: Sequence[str]) -> SurvivalModel:
-        if self.clinical_kind == "clinical":
-            model = CoxPH(seed=seed, feature_names=feature_names)
-            model.kind = "clinical"
-            return model
-        if self.clinical_kind == "fusion":
-            return LateFusion(
-                lambda s: self.image(s, feature_names[:n_image]),
-                n_image=n_image,
-                seed=seed,
-                clinical_names=feature_names[n_image:],
-            )
-        if self.clinical_kind == "joint":
-            if self.kind not in JOINT_KINDS:
-                raise InputError(
-                    f"adjusting for clinical covariates needs a linear Cox model ({', '.join(JOINT_KINDS)}), "
-                    f"not {self.kind!r}; use late fusion for it"
-                )
-            unpenalized = len(feature_names) - n_image
-            adjusted = replace(self, clinical_kind=None, options={**self.options, "unpenalized": unpenalized})
-            return adjusted.image(seed, feature_names)
-        return self.image(seed, feature_names)
-
-    def image(self, seed: int, feature_names: Sequence[str]) -> SurvivalModel:
-        if self.kind == "coxnet":
-            return CoxNet(seed=seed, **self.options)
-        if self.kind == "coxph":
-            return CoxPH(seed=seed, feature_names=feature_names, **self.options)
-        if self.kind == "deepsurv":
-            return DeepSurv(seed=seed, **self.options)
-        if self.kind == "rsf":
-            return RandomSurvivalForest(seed=seed, **self.options)
-        if self.kind == "gbsa":
-            return GradientBoostedCox(seed=seed, **self.options)
-        if self.kind == "cnn":
-            from stylesurv.survival.cnn import CoxCNN
-
-            return CoxCNN(seed=seed, **self.options)
-        raise ValueError(f"unknown model kind {self.kind!r}")
-
-
-def restore_model(config: dict[str, Any], arrays: Arrays) -> SurvivalModel:
-    """Rebuild a fitted model from :meth:`SurvivalModel.export` output (no code is executed from data)."""
-    kind = config["kind"]
-    if kind in ("coxnet", "coxph", "clinical", "linear"):
-        return LinearCox.restore(config, arrays)
-    if kind == "deepsurv":
-        return DeepSurv.restore(config, arrays)
-    if kind == "rsf":
-        return RandomSurvivalForest.restore(config, arrays)
-    if kind == "gbsa":
-        return GradientBoostedCox.restore(config, arrays)
-    if kind == "fusion":
-        return LateFusion.restore(config, arrays)
-    if kind == "cnn":
-        from stylesurv.survival.cnn import CoxCNN
-
-        return CoxCNN.restore(config, arrays)
-    raise ValueError(f"unknown model kind {kind!r} in bundle")

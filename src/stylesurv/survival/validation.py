@@ -31,11 +31,41 @@ from stylesurv.survival.metrics import (
 from stylesurv.survival.models import SurvivalModel
 
 MakeModel = Callable[[int, int, list[str]], SurvivalModel]  # (seed, n_image_features, feature names) -> model
+OOF_COLUMNS = ("patient_id", "time", "event", "repeat", "fold", "risk")  # CVResults.oof, oof_risk.csv
+FOLD_KEYS = ("repeat", "fold", "n_test", "events_test")  # leading columns of CVResults.folds
 
 
-@dataclass
+def metric_names(auc_times: list[float]) -> list[str]:
+    """The per-fold metrics, in order: Harrell's C, Uno's C, the AUC at each time, the integrated Brier."""
+    return ["harrell_c", "uno_c", *[f"auc@{t:g}" for t in auc_times], "ibs"]
+
+
+def _plain(value: Any) -> Any:
+    """A table cell as JSON: Python scalars, floats at full precision, NaN and infinities as null."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A table's rows as JSON records that read back to the same floats (pandas' to_json keeps 10 digits)."""
+    return [{str(k): _plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def _finite_or_none(value: Any) -> float | None:
+    return float(value) if value is not None and np.isfinite(value) else None
+
+
+@dataclass(eq=False)
 class CVResults:
-    """Everything a nested CV measured; renders itself as a summary table, JSON and a rich table."""
+    """Everything a nested CV measured; renders itself as a summary table, JSON and a rich table.
+
+    ``to_dict`` / ``to_json`` give what a bundle's cv_results.json holds (all but ``oof``, which is its
+    oof_risk.csv); :meth:`from_json` reads it back and :func:`load_cv_results` reads both files of a
+    bundle.  Two results are equal when their JSON and their out-of-fold tables are.
+    """
 
     model: str
     spec: dict[str, Any]
@@ -51,7 +81,7 @@ class CVResults:
 
     @property
     def metric_columns(self) -> list[str]:
-        return ["harrell_c", "uno_c", *[f"auc@{t:g}" for t in self.auc_times], "ibs"]
+        return metric_names(self.auc_times)
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -83,8 +113,8 @@ class CVResults:
             "n_events": self.n_events,
             "auc_times": self.auc_times,
             "tau": self.tau,
-            "summary": json.loads(summary.to_json(orient="records")),
-            "folds": json.loads(self.folds.to_json(orient="records")),
+            "summary": _records(summary),
+            "folds": _records(self.folds),
             "oof_harrell_c": self.oof_harrell,
             "oof_harrell_ci95": list(self.oof_ci),
             "permutation": self.permutation,
@@ -92,6 +122,61 @@ class CVResults:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any] | str, oof: pd.DataFrame | None = None) -> CVResults:
+        """The results that :meth:`to_dict` (or :meth:`to_json`, as text) wrote; the inverse of both.
+
+        cv_results.json does not hold the out-of-fold risks: pass them as ``oof`` (oof_risk.csv's table;
+        :func:`load_cv_results` reads it), else ``oof`` is an empty table.  The summary is recomputed from
+        the folds, so it always agrees with them.
+        """
+        if isinstance(doc, str):
+            doc = json.loads(doc)
+        auc_times = [float(t) for t in doc["auc_times"]]
+        folds = pd.DataFrame.from_records(doc["folds"])
+        if len(folds.columns):
+            metrics = metric_names(auc_times)
+            lead = [c for c in (*FOLD_KEYS, *metrics) if c in folds.columns]
+            folds = folds[lead + sorted(c for c in folds.columns if c not in lead)]
+            for col in metrics:
+                if col in folds.columns:
+                    folds[col] = folds[col].astype(np.float64)  # null (a NaN metric) back to NaN
+        low, high = doc["oof_harrell_ci95"]
+        return cls(
+            model=doc["model"],
+            spec=dict(doc.get("features", {})),
+            folds=folds,
+            oof=pd.DataFrame(columns=list(OOF_COLUMNS)) if oof is None else oof,
+            auc_times=auc_times,
+            tau=float(doc["tau"]),
+            oof_harrell=float(doc["oof_harrell_c"]),
+            oof_ci=(float(low), float(high)),
+            permutation=dict(doc.get("permutation") or {}),
+            n_patients=int(doc.get("n_patients", 0)),
+            n_events=int(doc.get("n_events", 0)),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CVResults):
+            return NotImplemented
+        return self.to_json() == other.to_json() and self.oof.reset_index(drop=True).equals(
+            other.oof.reset_index(drop=True)
+        )
+
+    def headline(self) -> dict[str, Any]:
+        """The headline numbers: fold-mean Harrell's and Uno's C and integrated Brier score, the pooled
+        out-of-fold Harrell's C with its bootstrap 95 % CI, and the permutation p-value (None when the test
+        was not run).  Plain floats, None for what is missing or not finite, so the dict is JSON."""
+        means = self.summary["mean"]
+        return {
+            "harrell_c": _finite_or_none(means.get("harrell_c")),
+            "uno_c": _finite_or_none(means.get("uno_c")),
+            "ibs": _finite_or_none(means.get("ibs")),
+            "oof_harrell_c": _finite_or_none(self.oof_harrell),
+            "oof_harrell_ci95": [_finite_or_none(v) for v in self.oof_ci],
+            "permutation_p": _finite_or_none(self.permutation.get("p_value")),
+        }
 
     def table(self) -> Any:
         """A rich Table of the summary (print it with ``stylesurv.console.console.print``)."""
