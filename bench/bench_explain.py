@@ -133,15 +133,14 @@ def synthesize(
 
 def run_world(root: Path, args: argparse.Namespace, resolution: int, confounded: bool) -> dict[str, float]:
     """Synthesize one world and run the pipeline on it; returns the seconds of each stage computed."""
-    from stylesurv.app.config import (
-        AlignConfig,
-        EmbedConfig,
-        ExplainConfig,
-        FinetuneConfig,
-        FitConfig,
-        RunConfig,
-    )
+    import dataclasses
+
+    from stylesurv.app.config import FINETUNE_DEFAULTS, FIT_DEFAULTS, RunConfig
     from stylesurv.app.pipeline import run_pipeline
+    from stylesurv.explain.config import ExplainConfig
+    from stylesurv.faces.folder import AlignConfig
+    from stylesurv.invert.embed import EmbedConfig
+    from stylesurv.invert.project import ProjectConfig
 
     cohort = root / "cohort"
     start = time.perf_counter()
@@ -154,12 +153,14 @@ def run_world(root: Path, args: argparse.Namespace, resolution: int, confounded:
         encoder_steps=0,
         out=str(root / "run"),
         seed=args.seed,
-        align=AlignConfig(resolution=resolution, landmarks=str(cohort / "landmarks.csv")),
-        finetune=FinetuneConfig(kimg=args.finetune_kimg, batch=16, freeze_d=4, aug="ada"),
-        embed=EmbedConfig(space="wplus", steps=args.steps, batch=50),
-        fit=FitConfig(
-            models=["coxnet", "adjusted"] + (["coxnet_face", "adjusted_face"] if args.face_bound else []),
-            clinical=list(ADJUSTERS),
+        landmarks=str(cohort / "landmarks.csv"),
+        align=AlignConfig(resolution=resolution),
+        finetune=dataclasses.replace(FINETUNE_DEFAULTS, kimg=args.finetune_kimg),
+        embed=EmbedConfig(project=ProjectConfig(space="wplus", steps=args.steps), batch=50),
+        fit=dataclasses.replace(
+            FIT_DEFAULTS,
+            models=("coxnet", "adjusted") + (("coxnet_face", "adjusted_face") if args.face_bound else ()),
+            clinical=tuple(ADJUSTERS),
             folds=5,
             repeats=1,
             permutations=0,

@@ -26,7 +26,7 @@ from PIL import Image
 from stylesurv.gan import dist
 from stylesurv.gan.dataset import ImageDataset
 from stylesurv.gan.presets import PRESETS
-from stylesurv.gan.train import Trainer, TrainOptions, default_factory
+from stylesurv.gan.train import TrainConfig, Trainer, default_factory
 
 REFERENCE_SEC_PER_KIMG = {"synth64": 3600 / 27, "paper256": 3600 / 0.71}
 GPU_REFERENCE_SEC_PER_KIMG = {"paper256": 21.6}  # stylegan2-ada-pytorch README, one V100
@@ -59,7 +59,7 @@ def measure(cfg: str, batch: int, repeats: int = 2, device: str = "cpu") -> dict
     config = PRESETS[cfg].replace(batch=batch, mbstd_group=min(batch, PRESETS[cfg].mbstd_group))
     with tempfile.TemporaryDirectory() as tmp:
         dataset = ImageDataset(_images(Path(tmp), config.resolution))
-        options = TrainOptions(data=tmp, out=tmp, cfg=cfg, batch=batch, aug="ada", p=0.2)
+        options = TrainConfig(data=tmp, out=tmp, cfg=cfg, batch=batch, aug="ada", p=0.2)
         torch.manual_seed(0)
         G, D = default_factory(config.generator_kwargs(), config.discriminator_kwargs())
         trainer = Trainer(G, D, config, options, dataset, world=dist.World(device=torch.device(device)))

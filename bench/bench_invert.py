@@ -77,14 +77,14 @@ def held_out_portraits(work: Path, n: int, seed: int, resolution: int) -> Path:
     Both steps reuse what ``work`` already holds for the same settings.
     """
     from stylesurv.cohort.synthetic import make_world, write_world
-    from stylesurv.faces.folder import AlignOptions, align_cohort
+    from stylesurv.faces.folder import AlignConfig, align_cohort
 
     population, aligned = work / "population", work / "aligned"
     wanted = {"kind": "population", "n": n, "seed": seed, "resolution": resolution, "unaligned": True}
     done = population / "synth.json"
     if not (done.is_file() and all(json.loads(done.read_text()).get(k) == v for k, v in wanted.items())):
         write_world(make_world("population", n, seed), population, resolution=resolution, unaligned=True)
-    options = AlignOptions(resolution=resolution)
+    options = AlignConfig(resolution=resolution)
     summary = align_cohort(population, aligned, options, population / "landmarks.csv", workers=1)
     if summary.usable < n:
         print(f"warning: only {summary.usable} of {n} portraits aligned usably ({summary.counts})")

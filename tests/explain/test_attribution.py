@@ -123,13 +123,13 @@ def test_each_layer_groups_part_of_the_edit_is_measured_on_its_own() -> None:
     result = attribute_regions(
         gen, codes, health_direction(gradient, codes), np.stack([mask] * 4), n_random=0
     )
-    groups = result.to_json()["groups"]
-    assert set(groups) == {"coarse", "fine"}  # the middle layers are untouched, so not measured
-    assert groups["coarse"]["weight"] == pytest.approx(0.5) and groups["fine"]["weight"] == pytest.approx(0.5)
-    assert groups["coarse"]["health"]["face"] == pytest.approx(1.0)
-    assert groups["fine"]["health"]["background"] == pytest.approx(1.0)
+    groups = result.groups
+    assert groups is not None and set(groups) == {"coarse", "fine"}  # the middle layers are untouched
+    assert groups["coarse"].weight == pytest.approx(0.5) and groups["fine"].weight == pytest.approx(0.5)
+    assert groups["coarse"].shares.health["face"] == pytest.approx(1.0)
+    assert groups["fine"].shares.health["background"] == pytest.approx(1.0)
     # Energy per pixel is 3 channels x amplitude^2: the face has 1 x its area, the background 4 x its area.
     face_energy, background_energy = (mask == 1).sum(), 4.0 * (mask == 0).sum()
     expected = face_energy / (face_energy + background_energy)
-    assert groups["coarse"]["energy_share"] == pytest.approx(expected, rel=1e-4)
+    assert groups["coarse"].energy_share == pytest.approx(expected, rel=1e-4)
     assert result.health["face"] == pytest.approx(expected, rel=1e-3)  # the whole edit is the sum

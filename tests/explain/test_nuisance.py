@@ -125,7 +125,7 @@ def test_orthogonal_direction_drops_exactly_the_part_of_d_in_the_nuisance_span()
     unreadable = Probe("clothing_value", 0.01, 0.0, np.array([0.0, 1.0, 0.0, 0.0]), 50)  # R^2 < 0.05
     found = orthogonal_to_nuisance(d, [background, unreadable], codes)
     assert found.n_directions == 1 and found.removed_share == pytest.approx(0.5)
-    assert found.to_json()["cosine_with_d"] == pytest.approx(np.sqrt(0.5))
+    assert found.summary().cosine_with_d == pytest.approx(np.sqrt(0.5))
     assert found.direction is not None
     np.testing.assert_allclose(found.direction.vector, [0.0, 1.0, 0.0, 0.0], atol=1e-12)
     # standardised over the cohort like d itself: the attribute has mean 0 and SD 1

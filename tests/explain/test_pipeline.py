@@ -8,10 +8,11 @@ import pytest
 from stylesurv.app.cli import main
 from stylesurv.cohort.table import load_clinical
 from stylesurv.core.errors import InputError
-from stylesurv.core.latents import Latents, save_latents
+from stylesurv.core.latents import Latents
 from stylesurv.explain.config import ExplainConfig
 from stylesurv.explain.direction import health_direction
 from stylesurv.explain.outputs import explain_run, find_face_subspace
+from stylesurv.explain.result import FaceSubspaceRefit, NuisanceRemoval, load_explain_result
 from stylesurv.studies.refit import (
     face_share_meter,
     face_subspace_evaluation,
@@ -21,7 +22,7 @@ from stylesurv.studies.refit import (
     remove_nuisance_evaluation,
 )
 from stylesurv.survival.bundle import load_bundle
-from tests.explain.toys import region_generator
+from tests.explain.toys import region_generator, synthetic_cohort
 
 
 class GradientBundle:
@@ -43,7 +44,7 @@ def test_explain_writes_every_output(tmp_path: Path) -> None:
     truth = pd.DataFrame({"patient_id": ids, "lp_face": codes[:, 0, 1], "background_value": codes[:, 0, 0]})
     truth.to_csv(tmp_path / "truth.csv", index=False)
     options = ExplainConfig(steps=5, patients=["p3", "../evil"], random_directions=2)
-    summary = explain_run(
+    result = explain_run(
         GradientBundle(gradient),
         gen,
         latents,
@@ -70,12 +71,14 @@ def test_explain_writes_every_output(tmp_path: Path) -> None:
     assert len(table) == 31
     assert list(table.columns) == ["patient_id", "health_attribute", "health_coarse", "pattern_attribute"]
     # Risk rises with lp_face, so the health attribute is exactly its negative (standardised).
-    assert summary["truth_correlations"]["lp_face"] == pytest.approx(-1.0)
-    probe = {p["name"]: p for p in summary["probes"]["items"]}["background_value"]
-    assert probe["r2_cv"] > 0.95 and abs(probe["cosine"]) < 0.05
+    assert result.truth_correlations is not None and result.probes is not None
+    assert result.truth_correlations["lp_face"] == pytest.approx(-1.0)
+    probe = {p.name: p for p in result.probes.items}["background_value"]
+    assert probe.r2_cv > 0.95 and abs(probe.cosine) < 0.05
     # d (code axis 1) is orthogonal to the background probe (axis 0): nothing of it is removed.
-    orthogonal = summary["nuisance_orthogonal"]
-    assert orthogonal["n_directions"] >= 1 and orthogonal["removed_share"] < 0.01
+    orthogonal = result.nuisance_orthogonal
+    assert orthogonal is not None and orthogonal.n_directions >= 1 and orthogonal.removed_share < 0.01
+    assert result.attribution is None and result.face_subspace is None  # no aligned folder
     np.testing.assert_allclose(np.load(out / "direction_orthogonal.npy"), -gradient, atol=0.05)
 
 
@@ -99,7 +102,7 @@ def test_explain_attribution_reports_the_strict_margin_group_and_orthogonal_shar
     gradient[0, 0] = -0.5  # and some background, which the background probe finds
     latents = Latents(patient_id=ids, wplus=codes.astype(np.float32))
     options = ExplainConfig(steps=3, random_directions=2, attribution_patients=8)
-    summary = explain_run(
+    result = explain_run(
         GradientBundle(gradient),
         gen,
         latents,
@@ -109,76 +112,31 @@ def test_explain_attribution_reports_the_strict_margin_group_and_orthogonal_shar
         options=options,
         subspace=find_face_subspace(gen, latents, gradient.shape, tmp_path / "aligned", options),
     )
-    attribution = summary["attribution"]
-    for key in ("health", "random_mean", "random_sd", "area", "regions", "n_random"):  # the report's keys
-        assert key in attribution
-    assert 0.0 < attribution["health"]["face"] < 1.0
-    assert attribution["face_margin_px"] == 1
-    assert attribution["face_with_margin"]["health"] >= attribution["health"]["face"]
-    assert list(attribution["groups"]) == ["coarse"]  # 4 layers: all style 4-8 px
-    assert attribution["groups"]["coarse"]["health"]["face"] == pytest.approx(attribution["health"]["face"])
+    attribution, orthogonal = result.attribution, result.nuisance_orthogonal
+    pattern, found = result.pattern, result.face_subspace
+    assert attribution is not None and orthogonal is not None and pattern is not None and found is not None
+    assert attribution.regions == ("background", "face", "clothing", "other")
+    face = attribution.health["face"]
+    assert 0.0 < face < 1.0
+    assert attribution.face_margin_px == 1 and attribution.face_with_margin is not None
+    assert attribution.face_with_margin.health >= face
+    assert attribution.groups is not None and list(attribution.groups) == ["coarse"]  # 4 layers: 4-8 px
+    assert attribution.groups["coarse"].shares.health["face"] == pytest.approx(face)
     # The background part (0.5^2 / 1.25 of |d|^2) is removed; what is left paints only the face.
-    orthogonal = summary["nuisance_orthogonal"]
-    assert orthogonal["removed_share"] == pytest.approx(0.2, abs=0.02)
-    assert orthogonal["attribution"]["health"]["face"] > max(0.95, attribution["health"]["face"])
+    assert orthogonal.removed_share == pytest.approx(0.2, abs=0.02)
+    assert orthogonal.attribution is not None and orthogonal.attribution.health["face"] > max(0.95, face)
     # Independent unit-variance codes: the pattern (covariance times gradient) is near d (80 samples only).
-    pattern = summary["pattern"]
-    assert pattern["cosine_with_d"] > 0.85
-    assert pattern["attribution"]["health"]["face"] == pytest.approx(attribution["health"]["face"], abs=0.1)
+    assert pattern.cosine_with_d > 0.85
+    assert pattern.attribution is not None
+    assert pattern.attribution.health["face"] == pytest.approx(face, abs=0.1)
     # The face subspace is the face coordinate alone; d's part in it is 1 / sqrt(1.25) of d.
-    found = summary["face_subspace"]
-    assert found["dim"] == 1 and found["n_patients"] == 16 and found["shares"][0] > 0.99
-    assert found["cosine_with_d"] == pytest.approx(1 / np.sqrt(1.25), abs=0.01)
-    assert found["attribution"]["health"]["face"] > 0.99 > attribution["health"]["face"]
+    assert found.dim == 1 and found.n_patients == 16 and found.shares[0] > 0.99
+    assert found.cosine_with_d == pytest.approx(1 / np.sqrt(1.25), abs=0.01)
+    assert found.attribution is not None and found.attribution.health["face"] > 0.99 > face
     local = np.load(tmp_path / "out" / "direction_face_local.npy")
     assert local[0, 1] == pytest.approx(1.0, abs=1e-3)
-    assert summary["images"]["edit_face_local"] == "edit_face_local.png"
-
-
-def _synthetic_cohort(
-    root: Path, n: int = 240, seed: int = 0, confounded: bool = True
-) -> tuple[Latents, np.ndarray]:
-    """Codes whose axis 0 is the facial risk and axis 1 a background that, when ``confounded``, tracks death
-    in the training split only (like `synth --confounded`)."""
-    rng = np.random.default_rng(seed)
-    codes = rng.standard_normal((n, 6))
-    face = codes[:, 0]
-    split = np.where(rng.uniform(size=n) < 0.7, "train", "test")
-    time = rng.exponential(np.exp(-1.2 * face)) * 1000 + 1.0
-    event = (rng.uniform(size=n) < 0.8).astype(int)
-    early = time < np.median(time)
-    background = np.where(
-        (split == "train") & confounded,
-        np.where(early, 1.5, -1.5) + 0.3 * rng.standard_normal(n),
-        codes[:, 1],
-    )
-    codes[:, 1] = background
-    ids = np.array([f"s{i:03d}" for i in range(n)])
-    root.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({"patient_id": ids, "time": time.round(1), "event": event}).to_csv(
-        root / "clinical.csv", index=False
-    )
-    pd.DataFrame(
-        {"patient_id": ids, "lp_face": 1.2 * face, "background_value": background, "split": split}
-    ).to_csv(root / "truth.csv", index=False)
-    latents = Latents(patient_id=ids, w=codes.astype(np.float32))
-    save_latents(root / "latents.npz", latents)
-    return latents, codes
-
-
-@pytest.fixture(scope="module")
-def fitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Latents]:
-    from stylesurv.survival.bundle import fit_bundle
-    from stylesurv.survival.data import FeatureSpec, join_latents, read_cohort_table
-    from stylesurv.survival.registry import ModelFactory
-
-    root = tmp_path_factory.mktemp("cohort")
-    latents, _ = _synthetic_cohort(root)
-    data = join_latents(latents, read_cohort_table(root), "w")
-    fit_bundle(
-        data, FeatureSpec(space="w"), ModelFactory("coxnet"), root / "bundle", folds=3, n_permutations=0
-    )
-    return root, latents
+    assert result.images.edit_face_local == "edit_face_local.png"
+    assert load_explain_result(tmp_path / "out") == result  # summary.json reads back as what was returned
 
 
 def test_direction_of_a_fitted_coxnet_bundle_points_away_from_the_risk_axes(
@@ -218,7 +176,7 @@ def test_removing_the_confounded_background_keeps_the_held_out_c_index(
         latents,
         tmp_path / "run" / "explain",
         options=ExplainConfig(steps=3, random_directions=1),
-        extra={"remove_nuisance": result},
+        remove_nuisance=NuisanceRemoval.from_json(result),
     )
     html = write_report(tmp_path / "run", no_photos=True)[0].read_text()
     assert "codes without nuisance directions" in html and f"{result['c_index_removed']:.3f}" in html
@@ -284,17 +242,19 @@ def test_face_subspace_refit_keeps_the_c_index_that_the_face_axis_carries(
     gradient = np.zeros(6)
     gradient[1] = 1.0
     options = ExplainConfig(steps=3, random_directions=1, attribution_patients=8)
-    summary = explain_run(
+    explained = explain_run(
         GradientBundle(gradient),
         gen,
         latents,
         tmp_path / "run" / "explain",
         aligned_dir=tmp_path / "aligned",
         options=options,
-        extra={"face_subspace_refit": result},
+        face_subspace_refit=FaceSubspaceRefit.from_json(result),
         subspace=find_face_subspace(gen, latents, (6,), tmp_path / "aligned", options),
     )
-    assert summary["face_subspace"]["n_components"] == 6
+    assert explained.face_subspace is not None and explained.face_subspace.n_components == 6
+    assert explained.face_subspace_refit is not None
+    assert explained.face_subspace_refit.to_json() == result  # recorded as the evaluation returned it
     html = write_report(tmp_path / "run", no_photos=True)[0].read_text()
     assert "Does the signal live in the face?" in html and "the face subspace only" in html
     assert f"{result['c_index_face']:.3f}" in html and f"{result['c_index_rest']:.3f}" in html
@@ -359,7 +319,7 @@ def test_held_out_attribute_tracks_the_true_facial_risk_of_unseen_patients(
 
     root, _ = fitted  # the bundle only names the model kind and the features to refit
     world = tmp_path / "world"
-    latents, codes = _synthetic_cohort(world, confounded=False)
+    latents, codes = synthetic_cohort(world, confounded=False)
     test_ids = latents.patient_id[::3]
     result = held_out_health(
         load_bundle(root / "bundle"),
@@ -397,7 +357,7 @@ def test_held_out_refit_of_an_adjusted_bundle_keeps_its_clinical_adjusters(tmp_p
     # Risk from the face (axis 0) and age; the face also shows age (axis 2). Refitted latent-only, the
     # held-out attribute mixes in age; refitted like the adjusted bundle, it tracks the facial risk alone.
     world = tmp_path / "world"
-    latents, codes = _synthetic_cohort(world, n=400, confounded=False)
+    latents, codes = synthetic_cohort(world, n=400, confounded=False)
     rng = np.random.default_rng(5)
     age = rng.standard_normal(len(codes))
     codes[:, 2] = age + 0.3 * rng.standard_normal(len(codes))

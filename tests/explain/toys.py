@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import torch
+
+from stylesurv.core.latents import Latents, save_latents
 
 
 class LinearSynthesis(torch.nn.Module):
@@ -65,3 +70,34 @@ class LinearBundle:
 
     def latent_direction(self) -> np.ndarray:
         return (self.components.T @ self.beta) / self.sd
+
+
+def synthetic_cohort(
+    root: Path, n: int = 240, seed: int = 0, confounded: bool = True
+) -> tuple[Latents, np.ndarray]:
+    """Codes whose axis 0 is the facial risk and axis 1 a background that, when ``confounded``, tracks death
+    in the training split only (like `synth --confounded`)."""
+    rng = np.random.default_rng(seed)
+    codes = rng.standard_normal((n, 6))
+    face = codes[:, 0]
+    split = np.where(rng.uniform(size=n) < 0.7, "train", "test")
+    time = rng.exponential(np.exp(-1.2 * face)) * 1000 + 1.0
+    event = (rng.uniform(size=n) < 0.8).astype(int)
+    early = time < np.median(time)
+    background = np.where(
+        (split == "train") & confounded,
+        np.where(early, 1.5, -1.5) + 0.3 * rng.standard_normal(n),
+        codes[:, 1],
+    )
+    codes[:, 1] = background
+    ids = np.array([f"s{i:03d}" for i in range(n)])
+    root.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"patient_id": ids, "time": time.round(1), "event": event}).to_csv(
+        root / "clinical.csv", index=False
+    )
+    pd.DataFrame(
+        {"patient_id": ids, "lp_face": 1.2 * face, "background_value": background, "split": split}
+    ).to_csv(root / "truth.csv", index=False)
+    latents = Latents(patient_id=ids, w=codes.astype(np.float32))
+    save_latents(root / "latents.npz", latents)
+    return latents, codes

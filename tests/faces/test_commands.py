@@ -13,7 +13,7 @@ from PIL import Image
 from stylesurv.app.cli import main
 from stylesurv.core.aligned import read_qc, usable_patients
 from stylesurv.faces.detect import detect_faces
-from stylesurv.faces.folder import AlignOptions, align_cohort, landmarks_table, read_landmarks_csv
+from stylesurv.faces.folder import AlignConfig, align_cohort, landmarks_table, read_landmarks_csv
 from stylesurv.faces.qc import QCThresholds
 from tests.faces.photos import place, rescale
 
@@ -102,8 +102,8 @@ def test_exit_message_counts_failures(
 
 def test_changing_usable_statuses_rewrites_qc_without_realigning(cohort: Path, tmp_path: Path) -> None:
     out = tmp_path / "aligned"
-    align_cohort(cohort, out, AlignOptions(resolution=64))
-    strict = AlignOptions(resolution=64, qc=QCThresholds(usable=("ok",)))
+    align_cohort(cohort, out, AlignConfig(resolution=64))
+    strict = AlignConfig(resolution=64, qc=QCThresholds(usable=("ok",)))
     summary = align_cohort(cohort, out, strict)
     assert summary.reused == 7 and summary.usable == 3
     assert usable_patients(out) == ["P01", "P05", "P07"]
@@ -114,7 +114,7 @@ def test_photo_column_and_photo_only_cohorts(cohort: Path, tmp_path: Path) -> No
     (listed / "imgs").mkdir(parents=True)
     shutil.copy(cohort / "photos" / "P01.png", listed / "imgs" / "first visit.png")
     (listed / "clinical.csv").write_text("patient_id,time,event,photo\nA,10,1,imgs/first visit.png\n")
-    align_cohort(listed, tmp_path / "a1", AlignOptions(resolution=64))
+    align_cohort(listed, tmp_path / "a1", AlignConfig(resolution=64))
     assert [(r["patient_id"], r["status"], r["photo"]) for r in read_qc(tmp_path / "a1")] == [
         ("A", "ok", "imgs/first visit.png")
     ]
@@ -122,7 +122,7 @@ def test_photo_column_and_photo_only_cohorts(cohort: Path, tmp_path: Path) -> No
     (bare / "photos").mkdir(parents=True)
     shutil.copy(cohort / "photos" / "P01.png", bare / "photos" / "X1.png")
     (bare / "photos" / "notes.txt").write_text("not a photo")
-    align_cohort(bare, tmp_path / "a2", AlignOptions(resolution=64))
+    align_cohort(bare, tmp_path / "a2", AlignConfig(resolution=64))
     assert [(r["patient_id"], r["status"], r["photo"]) for r in read_qc(tmp_path / "a2")] == [
         ("X1", "ok", "photos/X1.png")
     ]
@@ -132,7 +132,7 @@ def test_rerun_skips_unchanged_photos_and_redoes_changed_ones(cohort: Path, tmp_
     work = tmp_path / "cohort"
     shutil.copytree(cohort, work)
     out = tmp_path / "aligned"
-    options = AlignOptions(resolution=64)
+    options = AlignConfig(resolution=64)
     first = align_cohort(work, out, options)
     assert first.reused == 0 and first.failed == 4
     stamp = (out / "P01.png").stat().st_mtime_ns
@@ -142,7 +142,7 @@ def test_rerun_skips_unchanged_photos_and_redoes_changed_ones(cohort: Path, tmp_
     shutil.copy(work / "photos" / "P01.png", work / "photos" / "P03.png")  # a replaced photo is redone
     third = align_cohort(work, out, options)
     assert third.reused == 5 and third.counts["ok"] == 4 and (out / "masks" / "P02.png").is_file()
-    other = align_cohort(work, out, AlignOptions(resolution=32))  # new settings: everything is redone
+    other = align_cohort(work, out, AlignConfig(resolution=32))  # new settings: everything is redone
     assert other.reused == 0 and np.asarray(Image.open(out / "P01.png")).shape == (32, 32, 3)
 
 
@@ -154,7 +154,7 @@ def test_given_landmarks_replace_the_detector(cohort: Path, aligned: Path, tmp_p
         landmarks_table({"P01": points, "P03": points + 1000.0})
     )  # P03: far outside its photo
     out = tmp_path / "aligned"
-    align_cohort(cohort, out, AlignOptions(resolution=R), landmarks_csv=csv_path)
+    align_cohort(cohort, out, AlignConfig(resolution=R), landmarks_csv=csv_path)
     rows = {row["patient_id"]: row for row in read_qc(out)}
     assert rows["P01"]["landmarks_source"] == "given" and rows["P02"]["landmarks_source"] == "dlib"
     assert rows["P03"]["status"] == "no_face" and "do not fit" in rows["P03"]["reason"]
@@ -180,7 +180,8 @@ def test_process_pool_gives_the_same_result(cohort: Path, aligned: Path, tmp_pat
 def test_bad_input_is_exit_code_1(cohort: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("patient_id,x0,y0\nP01,1,2\n")
-    assert main(["align", str(cohort), "--out", str(tmp_path / "a"), "--landmarks", str(bad)]) == 1
+    args = ["align", str(cohort), "--out", str(tmp_path / "a"), "--resolution", "64"]
+    assert main([*args, "--landmarks", str(bad)]) == 1
     assert "missing column" in capsys.readouterr().err
     assert main(["align", str(tmp_path / "nowhere"), "--out", str(tmp_path / "b")]) == 1
     assert main(["align", str(cohort), "--out", str(tmp_path / "c"), "--resolution", "2000"]) == 1
@@ -206,12 +207,12 @@ def test_align_settings_round_trip_through_align_json(tmp_path: Path) -> None:
     from stylesurv.core.aligned import read_settings
     from stylesurv.faces.mask import MaskShape
 
-    options = AlignOptions(
+    options = AlignConfig(
         resolution=128, upsample=2, cnn=True, qc=QCThresholds(usable=("ok",)), mask=MaskShape(head_scale=1.4)
     )
     (tmp_path / "align.json").write_text(json.dumps({"settings": options.settings()}))
-    back = AlignOptions.from_settings(read_settings(tmp_path))
+    back = AlignConfig.from_settings(read_settings(tmp_path))
     assert back == options and back.output_key() == options.output_key()
-    assert AlignOptions.from_settings(AlignOptions().settings()) == AlignOptions()
+    assert AlignConfig.from_settings(AlignConfig().settings()) == AlignConfig()
     with pytest.raises(TypeError):
-        AlignOptions.from_settings({**options.settings(), "upsampel": 3})
+        AlignConfig.from_settings({**options.settings(), "upsampel": 3})

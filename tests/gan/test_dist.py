@@ -15,7 +15,7 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from stylesurv.gan.train import TrainOptions, discriminator_layers, train
+from stylesurv.gan.train import TrainConfig, discriminator_layers, train
 from tests.gan.test_train import write_images
 
 
@@ -94,8 +94,8 @@ def toy_factory(g_kwargs: dict[str, Any], d_kwargs: dict[str, Any]) -> tuple[Toy
     return ToyGenerator(**g_kwargs), ToyDiscriminator(**d_kwargs)
 
 
-def _options(data: Path, out: Path) -> TrainOptions:
-    return TrainOptions(
+def _options(data: Path, out: Path) -> TrainConfig:
+    return TrainConfig(
         data=str(data),
         out=str(out),
         batch=4,

@@ -58,3 +58,14 @@ def test_a_file_whose_arrays_disagree_with_its_header_is_refused(tmp_path) -> No
     (tmp_path / "bad.npz").write_bytes(buffer.getvalue())
     with pytest.raises(InputError, match="do not agree with its header"):
         load_face_subspace(tmp_path / "bad.npz")
+
+
+def test_a_missing_or_foreign_file_is_refused_by_name(tmp_path) -> None:
+    with pytest.raises(InputError, match="face subspace file not found"):
+        load_face_subspace(tmp_path / "nowhere.npz")
+    (tmp_path / "text.npz").write_text("not an archive")
+    with pytest.raises(InputError, match="text.npz: not a face subspace file"):
+        load_face_subspace(tmp_path / "text.npz")
+    np.savez(tmp_path / "other.npz", center=np.zeros(3))  # an NPZ without the header and the arrays
+    with pytest.raises(InputError, match="other.npz: not a face subspace file"):
+        load_face_subspace(tmp_path / "other.npz")

@@ -14,7 +14,7 @@ from PIL import Image
 from stylesurv.core.errors import CheckpointError, InputError
 from stylesurv.gan.networks import Discriminator, Generator
 from stylesurv.gan.train import (
-    TrainOptions,
+    TrainConfig,
     discriminator_layers,
     list_snapshots,
     load_snapshot,
@@ -47,7 +47,7 @@ def write_images(folder: Path, n: int = 12, side: int = 8, seed: int = 0) -> Pat
     return folder
 
 
-def options(data: Path, out: Path, **changes: Any) -> TrainOptions:
+def options(data: Path, out: Path, **changes: Any) -> TrainConfig:
     base = dict(
         data=str(data),
         out=str(out),
@@ -61,7 +61,7 @@ def options(data: Path, out: Path, **changes: Any) -> TrainOptions:
         gamma=1.0,
     )
     base.update(changes)
-    return TrainOptions(**base)
+    return TrainConfig(**base)
 
 
 def test_two_n_steps_equal_n_plus_resume_plus_n(tmp_path: Path) -> None:

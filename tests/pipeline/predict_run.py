@@ -7,20 +7,23 @@ checked against what `stylesurv run` writes.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from stylesurv.app.config import AlignConfig, EmbedConfig, FitConfig, RunConfig
+from stylesurv.app.config import FIT_DEFAULTS, RunConfig
 from stylesurv.app.pipeline import _embed
 from stylesurv.cohort.synthetic import make_world, write_world
 from stylesurv.core.latents import load_latents
 from stylesurv.core.rundir import RunDir
-from stylesurv.faces.folder import AlignOptions, align_cohort
+from stylesurv.faces.folder import AlignConfig, align_cohort
 from stylesurv.gan.checkpoint import save_networks
 from stylesurv.gan.networks import Generator
+from stylesurv.invert.embed import EmbedConfig
 from stylesurv.invert.encoder import new_encoder, save_encoder
+from stylesurv.invert.project import ProjectConfig
 from stylesurv.survival.bundle import fit_bundle
 from stylesurv.survival.data import FeatureSpec, join_latents, read_cohort_table
 from stylesurv.survival.registry import ModelFactory
@@ -68,13 +71,14 @@ def build_run(root: Path, seed: int = 7, resolution: int = 32) -> TinyRun:
         encoder_steps=0,
         out=str(run.root),
         seed=seed,
-        align=AlignConfig(resolution=resolution, landmarks=str(cohort / "landmarks.csv")),
-        embed=EmbedConfig(space="wplus", steps=8, batch=16),
-        fit=FitConfig(models=["coxnet", "coxph"], folds=3, permutations=0),
+        landmarks=str(cohort / "landmarks.csv"),
+        align=AlignConfig(resolution=resolution),
+        embed=EmbedConfig(project=ProjectConfig(space="wplus", steps=8), batch=16),
+        fit=dataclasses.replace(FIT_DEFAULTS, models=("coxnet", "coxph"), folds=3, permutations=0),
     )
     run.update_manifest(config=config.to_dict(), seed=config.seed)
     aligned = run.stage_path("aligned")
-    align_cohort(cohort, aligned, AlignOptions(resolution=resolution), cohort / "landmarks.csv", workers=1)
+    align_cohort(cohort, aligned, AlignConfig(resolution=resolution), cohort / "landmarks.csv", workers=1)
     _embed(aligned, generator_path, encoder_dir, config)(run.stage_path("embed"))
 
     data = join_latents(

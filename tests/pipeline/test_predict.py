@@ -67,7 +67,7 @@ def as_latents(predictions: Predictions) -> Latents:
 
 def test_defaults_to_coxnet_and_uses_the_run_settings(predictor: Predictor) -> None:
     assert predictor.model_name == "coxnet" and predictor.direction_model == "coxnet"
-    assert predictor.align_options.resolution == 32
+    assert predictor.align_config.resolution == 32
     config = predictor.embed_config
     assert (config.project.space, config.project.steps, config.batch, config.seed) == ("wplus", 8, 16, 7)
 

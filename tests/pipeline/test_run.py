@@ -1,6 +1,7 @@
 """`stylesurv run`: the whole pipeline on a tiny world, and kill-and-resume at every stage boundary and
 inside embedding giving the same final outputs as an uninterrupted run (stylesurv.pipeline)."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,12 +11,15 @@ import torch
 from safetensors.torch import load_file
 
 from stylesurv.app.cli import main
-from stylesurv.app.config import AlignConfig, EmbedConfig, FinetuneConfig, FitConfig, RunConfig
+from stylesurv.app.config import FINETUNE_DEFAULTS, FIT_DEFAULTS, RunConfig
 from stylesurv.app.pipeline import read_run, run_pipeline
 from stylesurv.cohort.synthetic import make_world, write_world
 from stylesurv.core.rundir import RunDir
+from stylesurv.faces.folder import AlignConfig
 from stylesurv.gan.checkpoint import save_networks
 from stylesurv.gan.networks import Discriminator, Generator
+from stylesurv.invert.embed import EmbedConfig
+from stylesurv.invert.project import ProjectConfig
 
 STAGES = ["validate", "aligned", "finetune", "encoder", "embed", "fit/coxnet", "fit/clinical", "explain"]
 
@@ -41,10 +45,13 @@ def _config(world: dict[str, Path], out: Path) -> RunConfig:
         generator=str(world["generator"]),
         out=str(out),
         encoder_steps=4,
-        align=AlignConfig(resolution=32, landmarks=str(world["cohort"] / "landmarks.csv")),
-        finetune=FinetuneConfig(kimg=0.016, batch=8, freeze_d=1, aug="ada"),
-        embed=EmbedConfig(space="wplus", steps=3, batch=16),
-        fit=FitConfig(models=["coxnet", "clinical"], clinical=["age", "stage"], folds=3, permutations=2),
+        landmarks=str(world["cohort"] / "landmarks.csv"),
+        align=AlignConfig(resolution=32),
+        finetune=dataclasses.replace(FINETUNE_DEFAULTS, kimg=0.016, batch=8, freeze_d=1),
+        embed=EmbedConfig(project=ProjectConfig(space="wplus", steps=3), batch=16),
+        fit=dataclasses.replace(
+            FIT_DEFAULTS, models=("coxnet", "clinical"), clinical=("age", "stage"), folds=3, permutations=2
+        ),
     )
 
 
@@ -173,7 +180,7 @@ def test_run_command_needs_a_cohort_and_a_generator(tmp_path):
 def test_run_command_rejects_an_unknown_nuisance_source(world, tmp_path, capsys):
     args = ["run", "--cohort", str(world["cohort"]), "--generator", str(world["generator"])]
     assert main([*args, "--out", str(tmp_path / "r"), "--remove-nuisance", "sky"]) == 1
-    assert "explain.remove_nuisance must be one of" in capsys.readouterr().err.replace("\n", " ")
+    assert "--remove-nuisance must be one of" in capsys.readouterr().err.replace("\n", " ")
     assert not (tmp_path / "r").exists()  # refused before any stage ran
 
 
@@ -181,7 +188,7 @@ def test_adjusted_model_plan_and_the_explained_bundle() -> None:
     from stylesurv.app.pipeline import _explained_bundle, _model_plan
     from stylesurv.core.errors import InputError
 
-    config = RunConfig(fit=FitConfig(clinical=["age", "stage"]))
+    config = RunConfig(fit=dataclasses.replace(FIT_DEFAULTS, clinical=("age", "stage")))
     assert _model_plan("adjusted", config) == ("coxnet_adjusted", "coxnet", ["age", "stage"], "joint")
     assert _model_plan("fusion", config) == ("coxnet_fusion", "coxnet", ["age", "stage"], "late")
     with pytest.raises(InputError, match="adjusted model needs clinical covariates"):

@@ -12,11 +12,11 @@ from PIL import Image
 from stylesurv.core.latents import Latents, save_latents
 from stylesurv.explain.config import ExplainConfig
 from stylesurv.explain.outputs import explain_run
+from stylesurv.survival.validation import CVResults
 from tests.explain.toys import region_generator, region_mask
 
 EVIL_ID = "<script>alert(1)</script>"
 EVIL_REASON = "<img src=x onerror=alert(2)>"
-EVIL_METRIC = "<b onmouseover=alert(3)>c</b>"
 
 # Distinct made-up values written over the explain stage's own numbers (the toy generator makes them 0 or 1),
 # so that each one can be found in the page.
@@ -103,15 +103,20 @@ def build_run(root: Path, n: int = 40, seed: int = 0) -> Path:
 
     fit = run / "fit" / "coxnet"
     fit.mkdir(parents=True)
-    cv = {
-        "model": "coxnet",
-        "summary": [
-            {"metric": "harrell_c", "mean": 0.66, "sd": 0.03, "ci_low": None, "ci_high": None},
-            {"metric": "oof_harrell_c", "mean": 0.65, "sd": None, "ci_low": 0.58, "ci_high": 0.72},
-            {"metric": EVIL_METRIC, "mean": 0.5, "sd": 0.1, "ci_low": None, "ci_high": None},
-        ],
-    }
-    (fit / "cv_results.json").write_text(json.dumps(cv))
+    folds = pd.DataFrame(
+        {
+            "repeat": 0,
+            "fold": [0, 1],
+            "n_test": n // 2,
+            "events_test": int(event.sum()) // 2,
+            "harrell_c": [0.63, 0.69],  # mean 0.66, SD 0.042
+            "uno_c": [0.62, float("nan")],  # a fold without a Uno's C: the mean of the other
+            "auc@365": [0.7, 0.72],
+            "ibs": [0.18, 0.2],
+        }
+    )
+    cv = CVResults("coxnet", {}, folds, pd.DataFrame(), [365.0], 1000.0, 0.65, (0.58, 0.72), n_patients=n)
+    (fit / "cv_results.json").write_text(cv.to_json())
     oof = pd.DataFrame(
         {
             "patient_id": ids,

@@ -1,4 +1,5 @@
 import base64
+import dataclasses
 import io
 import json
 import re
@@ -12,10 +13,11 @@ import pytest
 from PIL import Image
 
 from stylesurv.app.cli import main
+from stylesurv.core.errors import InputError
+from stylesurv.explain.result import AttributionSummary, MarginShares, load_explain_result
 from stylesurv.report.html import write_report
 from stylesurv.report.plots import attribution_bars, km_figure, logrank_p, risk_groups
 from tests.report.fake_run import (
-    EVIL_METRIC,
     EVIL_REASON,
     FACE_WITH_MARGIN,
     GROUPS,
@@ -101,7 +103,6 @@ def test_hostile_strings_show_as_text(html: str) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<script" not in html.lower()
     assert "&lt;img src=x onerror=alert(2)&gt;" in html and EVIL_REASON not in html
-    assert EVIL_METRIC not in html and "&lt;b onmouseover=alert(3)&gt;" in html
     for tag, attrs in elements(html):
         assert tag not in {"script", "iframe", "object", "embed"}
         assert not any(name.startswith("on") for name in attrs), (tag, attrs)
@@ -131,6 +132,9 @@ def test_report_has_every_section(html: str, run: Path) -> None:
     ):
         assert text in html, text
     assert "Sections not available" not in html
+    # The models' CV results as fit wrote them (CVResults): fold mean ± SD, the pooled C with its CI.
+    models = table_rows(html)["coxnet"]
+    assert models[:2] == ["0.660 ± 0.042", "0.620"] and "0.650 [0.580, 0.720]" in models
     # photos next to reconstructions: the aligned photo of p01 is inlined
     photo = np.asarray(Image.open(run / "aligned" / "p01.png").convert("RGB"))
     assert any(img.shape == photo.shape and np.array_equal(img, photo) for img in decoded_images(html))
@@ -229,7 +233,9 @@ def test_attribution_shows_face_with_margin_next_to_the_strict_face(html: str, r
     headline = f"Face + {margin} px margin: 0.913 of the change falls inside it"
     assert headline in html and "it is 0.372 of the image area" in html
     assert "The margin region: the face mask dilated by" in html  # the stage's own definition
-    labels = [bar[0] for bar in attribution_bars(summary["attribution"])]
+    result = load_explain_result(run / "explain")
+    assert result.attribution is not None
+    labels = [bar[0] for bar in attribution_bars(result.attribution)]
     assert labels == ["background", "face", f"face + {margin} px margin", "clothing", "other"]
 
 
@@ -255,25 +261,31 @@ def test_layer_groups_and_the_nuisance_orthogonal_direction_are_tabled(html: str
 
 
 def test_attribution_bars_known_values() -> None:
-    attribution = {
-        "regions": ["background", "face"],
-        "health": {"background": 0.2, "face": 0.8},
-        "random_mean": {"background": 0.6, "face": 0.4},
-        "random_sd": {"background": 0.1, "face": 0.05},
-        "area": {"background": 0.7, "face": 0.3},
-        "face_margin_px": 2,
-        "face_with_margin": {"health": 0.9, "random_mean": 0.5, "random_sd": 0.02, "area": 0.45},
-    }
-    assert attribution_bars(attribution) == [
-        ("background", 0.2, 0.6, 0.1, 0.7),
-        ("face", 0.8, 0.4, 0.05, 0.3),
-        ("face + 2 px margin", 0.9, 0.5, 0.02, 0.45),
-    ]
-    older = {k: v for k, v in attribution.items() if k not in {"face_margin_px", "face_with_margin"}}
+    regions = ("background", "face")
+    attribution = AttributionSummary(
+        regions=regions,
+        health={"background": 0.2, "face": 0.8},
+        random_mean={"background": 0.6, "face": 0.4},
+        random_sd={"background": 0.1, "face": 0.05},
+        area={"background": 0.7},  # a region missing from a mapping is NaN
+        step_sd=1.0,
+        n_random=2,
+        n_patients=4,
+        n_fallback_masks=0,
+        face_margin_px=2,
+        face_with_margin=MarginShares("the face, dilated", 0.9, 0.5, 0.02, 0.45),
+    )
+    bars = attribution_bars(attribution)
+    assert bars[0] == ("background", 0.2, 0.6, 0.1, 0.7) and bars[2] == (
+        "face + 2 px margin",
+        0.9,
+        0.5,
+        0.02,
+        0.45,
+    )
+    assert bars[1][:4] == ("face", 0.8, 0.4, 0.05) and np.isnan(bars[1][4])
+    older = dataclasses.replace(attribution, face_margin_px=None, face_with_margin=None)
     assert [bar[0] for bar in attribution_bars(older)] == ["background", "face"]
-    broken = {**attribution, "face_with_margin": {"health": "n/a"}}
-    label, *values = attribution_bars(broken)[2]
-    assert label == "face + 2 px margin" and all(np.isnan(v) for v in values)
 
 
 def test_older_and_w_space_runs_leave_the_new_parts_out(run: Path, tmp_path: Path) -> None:
@@ -291,20 +303,39 @@ def test_older_and_w_space_runs_leave_the_new_parts_out(run: Path, tmp_path: Pat
     assert data.explain is not None and data.explain["attribution_png"] is not None
 
 
-def test_partial_and_malformed_new_keys_do_not_break_the_report(run: Path, tmp_path: Path) -> None:
-    def partial(summary: dict) -> None:
-        summary["attribution"]["face_with_margin"] = {"health": 0.5}  # no baseline, no area
-        summary["attribution"]["groups"] = ["not", "a", "mapping"]
-        summary["nuisance_orthogonal"] = {"n_directions": 12, "cosine_with_d": 0.0, "removed_share": 1.0}
+def test_a_direction_with_nothing_left_outside_the_nuisance_span_says_so(run: Path, tmp_path: Path) -> None:
+    def nothing_left(summary: dict) -> None:
+        summary["nuisance_orthogonal"].update(n_directions=12, cosine_with_d=0.0, removed_share=1.0)
+        del summary["nuisance_orthogonal"]["attribution"]  # no direction left to edit along
 
-    path, _ = write_report(_copy_with_summary(run, tmp_path, partial), tmp_path / "partial.html")
+    path, _ = write_report(_copy_with_summary(run, tmp_path, nothing_left), tmp_path / "none.html")
     html = path.read_text(encoding="utf-8")
     rows = table_rows(html)
-    assert rows["face + 1 px margin"][:3] == ["0.500", "–", "–"]
-    assert "Which layers carry the change" not in html
     assert rows["nuisance directions projected out"][0] == "12" and rows["share of d removed"][0] == "1.000"
     assert "face share of its change" not in rows
     assert "Nothing of d lies outside the nuisance directions" in html
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        (
+            lambda s: s["attribution"].update(face_with_margin={"health": 0.5}),
+            "attribution.face_with_margin.random_mean",
+        ),
+        (lambda s: s["attribution"].update(groups=["not", "a", "mapping"]), "attribution.groups"),
+        (lambda s: s["nuisance_orthogonal"].update(n_directions="12"), "nuisance_orthogonal.n_directions"),
+        (lambda s: s["images"].pop("edit_mean"), "images.edit_mean"),
+    ],
+)
+def test_a_malformed_summary_is_refused_naming_the_file_and_key(
+    run: Path, tmp_path: Path, change: object, key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = _copy_with_summary(run, tmp_path, change)
+    with pytest.raises(InputError, match=re.escape(f"'{key}'")) as caught:
+        write_report(broken, tmp_path / "broken.html")
+    assert str(broken / "explain" / "summary.json") in str(caught.value)
+    assert main(["report", str(broken)]) == 1 and key in capsys.readouterr().err.replace("\n", "")
 
 
 def test_new_input_strings_are_escaped(run: Path, tmp_path: Path) -> None:
@@ -315,7 +346,6 @@ def test_new_input_strings_are_escaped(run: Path, tmp_path: Path) -> None:
         groups[evil_group] = groups["coarse"]
         summary["attribution"]["face_with_margin"]["definition"] = evil_definition
         summary["nuisance_orthogonal"]["definition"] = evil_definition
-        summary["nuisance_orthogonal"]["n_directions"] = evil_group
 
     path, _ = write_report(_copy_with_summary(run, tmp_path, hostile), tmp_path / "hostile.html")
     html = path.read_text(encoding="utf-8")

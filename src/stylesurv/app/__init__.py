@@ -1,6 +1,7 @@
 """The application layer: the command line, run configs, the pipeline, predictions and the demo."""
 
 __all__ = [
+    "align_commands",
     "cli",
     "config",
     "counterfactual",

@@ -19,7 +19,7 @@ from stylesurv.core.errors import StylesurvError
 COMMAND_MODULES = (
     "stylesurv.cohort.synth_commands",
     "stylesurv.cohort.validate_commands",
-    "stylesurv.faces.commands",
+    "stylesurv.app.align_commands",
     "stylesurv.gan.commands",
     "stylesurv.gan.train_commands",
     "stylesurv.invert.commands",

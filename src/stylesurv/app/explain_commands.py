@@ -81,8 +81,6 @@ def explain(
     Example: stylesurv explain --bundle run/fit/coxnet --generator run/finetune/generator.safetensors
     --latents run/embed/latents.npz --aligned run/aligned --out run/explain
     """
-    import json
-
     from stylesurv.core.errors import InputError
 
     options = ExplainConfig(
@@ -103,6 +101,8 @@ def explain(
         )
     if counterfactual is not None and not remove_nuisance:
         raise InputError("--counterfactual picks the nuisance directions of --remove-nuisance; add that flag")
+    from rich.table import Table
+
     from stylesurv.cohort.table import load_clinical
     from stylesurv.core.console import console, info
     from stylesurv.core.latents import load_latents
@@ -126,21 +126,14 @@ def explain(
         swapped=swapped,
         remove_nuisance=("counterfactual" if swapped is not None else "auto") if remove_nuisance else "",
     )
-    summary = explain_stage(inputs, options, out)
+    result = explain_stage(inputs, options, out)
     info(f"[green]✓[/green] explain outputs in {out}")
-    headline = {
-        k: summary[k]
-        for k in (
-            "attribution",
-            "nuisance_orthogonal",
-            "face_subspace",
-            "face_subspace_refit",
-            "truth_correlations",
-            "remove_nuisance",
-        )
-        if k in summary
-    }
-    console.print_json(json.dumps(headline, default=float))
+    table = Table(title=f"explain: {out}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for measure, value in result.table():
+        table.add_row(measure, value)
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:

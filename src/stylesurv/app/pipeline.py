@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stylesurv.app.config import RunConfig
+from stylesurv.app.config import FINETUNE_SET_BY_RUN, RunConfig
 from stylesurv.core.atomic import write_json_atomic
+from stylesurv.core.config import to_dict
 from stylesurv.core.console import info
 from stylesurv.core.errors import InputError
 from stylesurv.core.rundir import RunDir, StageResult
@@ -37,13 +38,13 @@ PRIMARY_MODELS = tuple(
     for suffix in ("_face", "")
     for name in ("coxnet_adjusted", "coxph_adjusted", "coxnet", "coxph")
 )
-PER_RUN_FIT_FIELDS = ("models", "fusion_model", "face_threshold")  # fit settings that no one fit reads whole
 FACE_SUFFIX = "_face"  # a fit.models entry with it is fitted on codes kept to the face subspace
 
 if TYPE_CHECKING:
     from torch import nn
 
     from stylesurv.invert.embed import EmbedConfig, Networks
+    from stylesurv.survival.config import FitConfig
 
 
 @dataclass
@@ -88,12 +89,10 @@ def _validate(cohort: Path) -> Callable[[Path], None]:
 
 def _align(cohort: Path, config: RunConfig) -> Callable[[Path], None]:
     def build(out: Path) -> None:
-        from stylesurv.faces.folder import AlignOptions, align_cohort, safe_worker_count
+        from stylesurv.faces.folder import align_cohort, safe_worker_count
 
-        landmarks = Path(config.align.landmarks) if config.align.landmarks else None
-        summary = align_cohort(
-            cohort, out, AlignOptions(resolution=config.align.resolution), landmarks, safe_worker_count(0)
-        )
+        landmarks = Path(config.landmarks) if config.landmarks else None
+        summary = align_cohort(cohort, out, config.align, landmarks, safe_worker_count(0))
         info(summary.message())
 
     return build
@@ -102,19 +101,14 @@ def _align(cohort: Path, config: RunConfig) -> Callable[[Path], None]:
 def _finetune(aligned: Path, generator: Path, config: RunConfig) -> Callable[[Path], None]:
     def build(out: Path) -> None:
         from stylesurv.gan.checkpoint import save_networks
-        from stylesurv.gan.train import TrainOptions, snapshot_generator, train
+        from stylesurv.gan.train import snapshot_generator, train
 
-        ft = config.finetune
-        options = TrainOptions(
+        options = dataclasses.replace(
+            config.finetune,
             data=str(aligned),
             out=str(out / "train"),
             resume=str(generator),
-            kimg=ft.kimg,
-            batch=ft.batch,
-            aug=ft.aug,
-            freeze_d=ft.freeze_d,
             seed=config.seed,
-            snap_minutes=1.0,
         )
         result = train(options)
         G, D, meta = snapshot_generator(result.snapshot)
@@ -155,14 +149,20 @@ def embed_networks(generator: Path, encoder: Path | None, loaded: nn.Module | No
 
 def embed_settings(config: RunConfig) -> EmbedConfig:
     """The embed stage's settings as a run config sets them."""
-    from stylesurv.invert.embed import EmbedConfig
-    from stylesurv.invert.project import ProjectConfig
+    return dataclasses.replace(config.embed, seed=config.seed)
 
-    return EmbedConfig(
-        project=ProjectConfig(space=config.embed.space, steps=config.embed.steps),
-        batch=config.embed.batch,
-        seed=config.seed,
-    )
+
+def fit_settings(config: RunConfig, clinical: list[str], face_bound: bool) -> FitConfig:
+    """How one of the run's fits is done: the run's [fit] section without its list of models, with the
+    covariates of that model, the run's seed, and the face threshold only for a face-bound model (so the
+    fit stage's key holds only what that fit reads)."""
+    from stylesurv.survival.config import FitConfig
+
+    shared = {f.name: getattr(config.fit, f.name) for f in dataclasses.fields(FitConfig)}
+    shared.update(clinical=tuple(clinical), seed=config.seed)
+    if not face_bound:
+        shared["face_threshold"] = None
+    return FitConfig(**shared)
 
 
 def _embed(aligned: Path, generator: Path, encoder: Path | None, config: RunConfig) -> Callable[[Path], None]:
@@ -195,9 +195,8 @@ def _fit(
     latents: Path,
     cohort: Path,
     model: str,
-    clinical: list[str],
+    settings: FitConfig,
     fusion: str,
-    config: RunConfig,
     generator: Path,
     face_subspace: Path | None = None,
 ) -> Callable[[Path], None]:
@@ -208,20 +207,12 @@ def _fit(
         results, _ = fit_files(
             cohort,
             out,
-            model=model,
+            model,
+            settings,
+            fusion,
             latents=latents if model != "clinical" else None,
-            clinical=tuple(clinical),
-            space=config.fit.space or config.embed.space,
-            wplus_reduce=config.fit.wplus_reduce,
-            generator=generator if config.fit.space == "styles" else None,
-            folds=config.fit.folds,
-            repeats=config.fit.repeats,
-            seed=config.seed,
-            n_permutations=config.fit.permutations,
-            fusion=fusion,
-            l1_ratio=config.fit.l1_ratio,
+            generator=generator if settings.space == "styles" else None,
             face_subspace=face_subspace,
-            face_threshold=config.fit.face_threshold,
         )
         console.print(results.table())
 
@@ -246,7 +237,7 @@ def _face_subspace(
 
         codes = load_latents(latents)
         net = load_generator(generator).eval()
-        space = config.fit.space or config.embed.space
+        space = config.fit.space or config.embed.project.space
         if space == "styles":
             codes, net = style_space_view(codes, net)
         options = ExplainConfig(
@@ -351,6 +342,23 @@ def read_run(run_dir: str | Path) -> RunArtifacts:
 
 
 # ------------------------------------------------------------------------------------------------ pipeline
+def resolved(config: RunConfig) -> RunConfig:
+    """``config`` checked against its generator before any stage starts, with what the generator decides
+    filled in (the aligned resolution); an InputError names the setting that does not fit."""
+    from stylesurv.gan.checkpoint import generator_shape
+
+    resolution = generator_shape(config.generator)["img_resolution"]
+    if config.align.resolution and config.align.resolution != resolution:
+        raise InputError(
+            f"align.resolution is {config.align.resolution} but the generator {config.generator} makes "
+            f"{resolution} px images; leave it unset (0) to align at the generator's resolution"
+        )
+    if config.landmarks and not Path(config.landmarks).is_file():
+        raise InputError(f"{config.landmarks}: landmarks file not found (the run's landmarks setting)")
+    config = dataclasses.replace(config, align=config.align.for_generator(resolution))
+    return config.validate()
+
+
 def run_pipeline(config: RunConfig) -> PipelineResult:
     """Run (or resume) every stage of ``config`` into its run folder and write the report."""
     cohort = Path(config.cohort)
@@ -359,7 +367,7 @@ def run_pipeline(config: RunConfig) -> PipelineResult:
         raise InputError(f"{cohort}: no clinical.csv; give a cohort folder (see `stylesurv validate --help`)")
     if not generator.is_file():
         raise InputError(f"{generator}: generator checkpoint not found")
-    config.explain.validate()
+    config = resolved(config)
     run = RunDir(config.out)
     run.update_manifest(config=config.to_dict(), seed=config.seed)
     result = PipelineResult(run_dir=run.root)
@@ -375,12 +383,15 @@ def run_pipeline(config: RunConfig) -> PipelineResult:
 
     stage("validate", {}, {"cohort": cohort}, _validate(cohort))
     align_inputs = {"cohort": cohort}
-    aligned = stage("aligned", vars(config.align), align_inputs, _align(cohort, config))
+    if config.landmarks:
+        align_inputs["landmarks"] = Path(config.landmarks)
+    aligned = stage("aligned", to_dict(config.align), align_inputs, _align(cohort, config))
 
     if config.finetune.kimg > 0:
         ft_dir = stage(
             "finetune",
-            {**vars(config.finetune), "seed": config.seed},
+            {k: v for k, v in to_dict(config.finetune).items() if k not in FINETUNE_SET_BY_RUN}
+            | {"seed": config.seed},
             {"aligned": aligned, "generator": generator},
             _finetune(aligned, generator, config),
         )
@@ -399,7 +410,7 @@ def run_pipeline(config: RunConfig) -> PipelineResult:
         embed_inputs["encoder"] = encoder
     embed_dir = stage(
         "embed",
-        {**vars(config.embed), "seed": config.seed},
+        embed_settings(config).to_dict(),
         embed_inputs,
         _embed(aligned, generator, encoder, config),
     )
@@ -408,7 +419,7 @@ def run_pipeline(config: RunConfig) -> PipelineResult:
     face_subspace = None
     if any(model.endswith(FACE_SUFFIX) for model in config.fit.models):
         subspace_cfg = {
-            "space": config.fit.space or config.embed.space,
+            "space": config.fit.space or config.embed.project.space,
             "patients": config.explain.face_patients,
             "attribution_patients": config.explain.attribution_patients,
             "seed": config.seed,
@@ -425,12 +436,8 @@ def run_pipeline(config: RunConfig) -> PipelineResult:
     for model in config.fit.models:
         name, kind, clinical, fusion = _model_plan(model, config)
         # the key holds what this fit reads, not the list of the other models: adding one fits it alone
-        fit_cfg = {k: v for k, v in vars(config.fit).items() if k not in PER_RUN_FIT_FIELDS}
-        fit_cfg.update(model=kind, clinical=clinical, seed=config.seed)
-        if model.endswith(FACE_SUFFIX):
-            fit_cfg["face_threshold"] = config.fit.face_threshold
-        if fusion != "late":
-            fit_cfg["fusion"] = fusion
+        settings = fit_settings(config, clinical, model.endswith(FACE_SUFFIX))
+        fit_cfg = {**to_dict(settings), "model": kind, "fusion": fusion}
         fit_inputs = {"latents": latents, "clinical": clinical_csv}
         if config.fit.space == "styles":
             fit_inputs["generator"] = generator
@@ -442,7 +449,7 @@ def run_pipeline(config: RunConfig) -> PipelineResult:
             f"fit/{name}",
             fit_cfg,
             fit_inputs,
-            _fit(latents, cohort, kind, clinical, fusion, config, generator, subspace),
+            _fit(latents, cohort, kind, settings, fusion, generator, subspace),
         )
         result.metrics[name] = _headline(bundles[name])
 
@@ -456,7 +463,7 @@ def run_pipeline(config: RunConfig) -> PipelineResult:
             patients = config.explain.counterfactual_patients
             counterfactual = stage(
                 "counterfactual",
-                {**vars(config.embed), "patients": patients, "seed": config.seed},
+                {**embed_settings(config).to_dict(), "patients": patients},
                 embed_inputs,
                 _counterfactual(aligned, generator, encoder, config),
             )
@@ -468,7 +475,7 @@ def run_pipeline(config: RunConfig) -> PipelineResult:
             subspace_file = explain_inputs["face_subspace"] = face_subspace / SUBSPACE_FILE
         stage(
             "explain",
-            {**vars(config.explain), "seed": config.seed},
+            to_dict(dataclasses.replace(config.explain, seed=config.seed)),
             explain_inputs,
             _explain(primary, generator, latents, aligned, truth, counterfactual, config, subspace_file),
         )
@@ -515,17 +522,11 @@ def _model_plan(model: str, config: RunConfig) -> tuple[str, str, list[str], str
 
 
 def _headline(bundle_dir: Path) -> dict[str, Any]:
-    """Fold-mean Harrell's and Uno's C, IBS, and the pooled out-of-fold C with its CI (cv_results.json)."""
-    cv = json.loads((bundle_dir / "cv_results.json").read_text())
-    means = {row["metric"]: row["mean"] for row in cv["summary"]}
-    return {
-        "harrell_c": means.get("harrell_c"),
-        "uno_c": means.get("uno_c"),
-        "ibs": means.get("ibs"),
-        "oof_harrell_c": cv.get("oof_harrell_c"),
-        "oof_harrell_ci95": cv.get("oof_harrell_ci95"),
-        "permutation_p": cv.get("permutation", {}).get("p"),
-    }
+    """Fold-mean Harrell's and Uno's C, IBS, the pooled out-of-fold C with its CI and the permutation p
+    (CVResults.headline of the bundle's cv_results.json)."""
+    from stylesurv.survival.bundle import load_cv_results
+
+    return load_cv_results(bundle_dir).headline()
 
 
 # ---------------------------------------------------------------------------------------------------- demo
@@ -552,9 +553,12 @@ def _demo_cohort_ready(cohort: Path, settings: DemoSettings) -> bool:
 
 
 def demo_config(out: Path, settings: DemoSettings) -> RunConfig:
-    """The run config of the demo: shipped generator and encoder, CoxNet + DeepSurv + clinical fusion."""
-    from stylesurv.app.config import AlignConfig, EmbedConfig, FinetuneConfig, FitConfig
+    """The run config of the demo: shipped generator and encoder, brief fine-tuning, the default models."""
+    from stylesurv.app.config import FINETUNE_DEFAULTS, FIT_DEFAULTS
     from stylesurv.explain.config import ExplainConfig
+    from stylesurv.faces.folder import AlignConfig
+    from stylesurv.invert.embed import EmbedConfig
+    from stylesurv.invert.project import ProjectConfig
 
     cohort = out / "cohort"
     return RunConfig(
@@ -562,18 +566,13 @@ def demo_config(out: Path, settings: DemoSettings) -> RunConfig:
         generator=str(BASE_GENERATOR),
         encoder=str(BASE_ENCODER),
         encoder_steps=0,
+        landmarks=str(cohort / "landmarks.csv"),
         out=str(out / "run"),
         seed=settings.seed,
-        align=AlignConfig(resolution=settings.resolution, landmarks=str(cohort / "landmarks.csv")),
-        finetune=FinetuneConfig(kimg=settings.finetune_kimg, batch=16, freeze_d=4, aug="ada"),
-        embed=EmbedConfig(space="wplus", steps=settings.embed_steps, batch=50),
-        fit=FitConfig(
-            models=["coxnet", "deepsurv", "fusion", "adjusted", "adjusted_face", "clinical"],
-            clinical=["age", "stage"],
-            folds=5,
-            repeats=1,
-            permutations=settings.permutations,
-        ),
+        align=AlignConfig(resolution=settings.resolution),
+        finetune=dataclasses.replace(FINETUNE_DEFAULTS, kimg=settings.finetune_kimg),
+        embed=EmbedConfig(project=ProjectConfig(space="wplus", steps=settings.embed_steps), batch=50),
+        fit=dataclasses.replace(FIT_DEFAULTS, clinical=("age", "stage"), permutations=settings.permutations),
         explain=ExplainConfig(attribution_patients=32, random_directions=4),
     )
 

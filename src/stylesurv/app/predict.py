@@ -36,7 +36,7 @@ from stylesurv.core.errors import InputError
 from stylesurv.core.latents import Latents, load_latents, save_latents
 from stylesurv.explain.direction import HealthDirection, codes_in_space, health_direction
 from stylesurv.explain.edit import image_grid, render_edits, save_png, symmetric_alphas
-from stylesurv.faces.folder import AlignOptions, align_photo, read_landmarks_csv
+from stylesurv.faces.folder import AlignConfig, align_photo, read_landmarks_csv
 from stylesurv.faces.mask import region_mask
 from stylesurv.gan.render import style_space_view, to_uint8
 from stylesurv.invert.embed import EmbedConfig, Networks, embed_batch
@@ -107,7 +107,7 @@ class Predictor:
     bundle: SurvivalBundle
     networks: Networks
     embed_config: EmbedConfig
-    align_options: AlignOptions
+    align_config: AlignConfig
     thresholds: RiskThresholds
     direction: HealthDirection | None  # None when no bundle of the run has a linear latent direction
     direction_model: str | None  # the bundle the direction comes from
@@ -128,13 +128,13 @@ def choose_model(bundles: dict[str, Path], model: str | None) -> str:
     return "coxnet" if "coxnet" in bundles else next(iter(bundles))
 
 
-def align_options_of(run: RunArtifacts) -> AlignOptions:
+def align_config_of(run: RunArtifacts) -> AlignConfig:
     """The alignment settings the run's cohort was aligned with (aligned/align.json; else the config's)."""
     settings = read_settings(run.aligned)
     if settings is None:
-        return AlignOptions(resolution=run.config.align.resolution)
+        return run.config.align
     try:
-        return AlignOptions.from_settings(settings)
+        return AlignConfig.from_settings(settings)
     except (ValueError, TypeError) as exc:
         raise InputError(
             f"{run.aligned / SETTINGS_FILE}: unreadable alignment settings ({exc}); re-run the align stage"
@@ -188,11 +188,11 @@ def load_predictor(run_dir: str | Path, model: str | None = None) -> Predictor:
             "which a photo does not give; choose a face-only model with --model "
             f"({', '.join(face_only) or 'none in this run'})"
         )
-    align_options = align_options_of(run)
+    align_config = align_config_of(run)
     generator = load_generator(run.generator).eval().requires_grad_(False)
-    if generator.img_resolution != align_options.resolution:
+    if generator.img_resolution != align_config.resolution:
         raise InputError(
-            f"{run.aligned / SETTINGS_FILE}: the run aligned at {align_options.resolution} px but its "
+            f"{run.aligned / SETTINGS_FILE}: the run aligned at {align_config.resolution} px but its "
             f"generator {run.generator} makes {generator.img_resolution} px images"
         )
     networks = networks_of(run, generator)
@@ -200,7 +200,7 @@ def load_predictor(run_dir: str | Path, model: str | None = None) -> Predictor:
     embedded_with = cohort.meta.get("generator_sha256")
     if embedded_with and embedded_with != networks.generator_sha256:
         warn(f"{run.latents} was embedded with another generator than {run.generator}; codes may not compare")
-    embed_config = embed_settings(run.config)
+    embed_config = embed_settings(run.config).for_generator(generator)
     direction, direction_model, direction_styles = _direction(run, model_name, bundle, cohort, generator)
     if direction is None:
         warn("no model of this run has a linear latent direction (coxnet, coxph): no health edits")
@@ -210,7 +210,7 @@ def load_predictor(run_dir: str | Path, model: str | None = None) -> Predictor:
         bundle=bundle,
         networks=networks,
         embed_config=embed_config,
-        align_options=align_options,
+        align_config=align_config,
         thresholds=risk_thresholds(run.bundles[model_name] / OOF_RISK),
         direction=direction,
         direction_model=direction_model,
@@ -342,7 +342,7 @@ def photo_names(photos: Sequence[Path]) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------- predicting
 def _align(
-    prediction: PhotoPrediction, options: AlignOptions, given: np.ndarray | None, allow_flagged: bool
+    prediction: PhotoPrediction, options: AlignConfig, given: np.ndarray | None, allow_flagged: bool
 ) -> np.ndarray | None:
     """Align one photo with the run's settings; fills the QC fields and returns the face mask if usable."""
     from stylesurv.cohort.images import read_image
@@ -438,7 +438,7 @@ def predict_photos(
         raise InputError("give at least one photo to predict")
     paths = [Path(p) for p in photos]
     alphas = symmetric_alphas(max_sd, steps)
-    options = predictor.align_options
+    options = predictor.align_config
     options = replace(
         options, upsample=options.upsample if upsample is None else upsample, cnn=options.cnn or cnn
     )

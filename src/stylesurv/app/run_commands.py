@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+# the run config's settings that a flag of `stylesurv run` sets (errors name the flag)
+FLAGS = {
+    "cohort": "--cohort", "generator": "--generator", "out": "--out", "encoder": "--encoder",
+    "seed": "--seed", "encoder_steps": "--encoder-steps", "landmarks": "--landmarks",
+    "align.resolution": "--resolution",
+    "finetune.kimg": "--finetune-kimg", "embed.project.steps": "--steps", "fit.models": "--models",
+    "fit.clinical": "--clinical", "fit.space": "--space", "explain.remove_nuisance": "--remove-nuisance",
+}  # fmt: skip
 
 
 def run(
@@ -30,7 +40,9 @@ def run(
     landmarks: Annotated[
         Path | None, typer.Option("--landmarks", help="68-point landmarks CSV instead of the face detector.")
     ] = None,
-    resolution: Annotated[int | None, typer.Option("--resolution", help="Aligned size R.")] = None,
+    resolution: Annotated[
+        int | None, typer.Option("--resolution", help="Aligned size R (default: the generator's).")
+    ] = None,
     finetune_kimg: Annotated[
         float | None, typer.Option("--finetune-kimg", help="Fine-tune the generator on the cohort (kimg).")
     ] = None,
@@ -74,31 +86,30 @@ def run(
     config = load_config(config_file) if config_file is not None else RunConfig()
     overrides = {
         "cohort": cohort, "generator": generator, "out": out, "encoder": encoder, "seed": seed,
-        "encoder_steps": encoder_steps,
+        "encoder_steps": encoder_steps, "landmarks": landmarks,
     }  # fmt: skip
     for name, value in overrides.items():
         if value is not None:
             setattr(config, name, str(value) if isinstance(value, Path) else value)
-    if landmarks is not None:
-        config.align.landmarks = str(landmarks)
     if resolution is not None:
-        config.align.resolution = resolution
+        config.align = replace(config.align, resolution=resolution)
     if finetune_kimg is not None:
-        config.finetune.kimg = finetune_kimg
+        config.finetune = replace(config.finetune, kimg=finetune_kimg)
     if steps is not None:
-        config.embed.steps = steps
+        config.embed = replace(config.embed, project=replace(config.embed.project, steps=steps))
     if models is not None:
-        config.fit.models = [m.strip() for m in models.split(",") if m.strip()]
+        config.fit = replace(config.fit, models=tuple(m.strip() for m in models.split(",") if m.strip()))
     if clinical is not None:
-        config.fit.clinical = [c.strip() for c in clinical.split(",") if c.strip()]
+        config.fit = replace(config.fit, clinical=tuple(c.strip() for c in clinical.split(",") if c.strip()))
     if remove_nuisance is not None:
-        config.explain.remove_nuisance = remove_nuisance
+        config.explain = replace(config.explain, remove_nuisance=remove_nuisance)
     if space is not None:
         if space not in ("styles", "codes"):
             raise InputError(f"--space must be 'styles' or 'codes', got {space!r}")
-        config.fit.space = "" if space == "codes" else space
+        config.fit = replace(config.fit, space="" if space == "codes" else space)
     if not config.cohort or not config.generator:
         raise InputError("give a config file or --cohort and --generator (and --out)")
+    config.validate(FLAGS)
     result = run_pipeline(config)
     info(f"[green]✓[/green] report: {result.report}")
 

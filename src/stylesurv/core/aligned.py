@@ -232,7 +232,7 @@ def read_landmarks(aligned_dir: str | Path) -> dict[str, np.ndarray]:
 
 
 def read_settings(aligned_dir: str | Path) -> dict[str, Any] | None:
-    """The alignment settings in align.json (``AlignOptions.settings()``), or None without align.json."""
+    """The alignment settings in align.json (``AlignConfig.settings()``), or None without align.json."""
     path = Path(aligned_dir) / SETTINGS_FILE
     if not path.is_file():
         return None

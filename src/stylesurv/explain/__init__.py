@@ -1,3 +1,3 @@
 """What a model's latent health direction means: the direction, edited faces, attribution, nuisance probes."""
 
-__all__ = ["attribution", "config", "direction", "edit", "localize", "nuisance", "outputs"]
+__all__ = ["attribution", "config", "direction", "edit", "localize", "nuisance", "outputs", "result"]

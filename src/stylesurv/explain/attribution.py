@@ -29,6 +29,7 @@ from scipy import ndimage
 
 from stylesurv.core.aligned import REGIONS
 from stylesurv.explain.direction import HealthDirection, layer_groups
+from stylesurv.explain.result import AttributionSummary, GroupEdit, MarginShares, RegionShares
 from stylesurv.gan.protocol import GeneratorLike
 from stylesurv.gan.render import broadcast_ws, synthesize
 
@@ -113,8 +114,9 @@ class EditShares:
     def mean_face_margin(self) -> float:
         return float(mean_shares(self.face_margin[:, None])[0])
 
-    def to_json(self) -> dict[str, Any]:
-        return {"health": self.mean, "face_with_margin": self.mean_face_margin}
+    def summary(self) -> RegionShares:
+        """The mean shares over patients (summary.json)."""
+        return RegionShares(self.mean, self.mean_face_margin)
 
 
 def edit_shares(
@@ -145,26 +147,25 @@ class Attribution:
     n_fallback_masks: int
     margin_px: int = 0  # contour margin of the face-with-margin region
     face_margin: dict[str, Any] | None = None  # definition, health, random_mean, random_sd, area
-    groups: dict[str, dict[str, Any]] | None = None  # W+ layer group -> its part of the edit
+    groups: dict[str, GroupEdit] | None = None  # W+ layer group -> its part of the edit
 
-    def to_json(self) -> dict[str, Any]:
-        out = {
-            "regions": list(REGIONS),
-            "health": self.health,
-            "random_mean": self.random_mean,
-            "random_sd": self.random_sd,
-            "area": self.area,
-            "step_sd": self.step_sd,
-            "n_random": self.n_random,
-            "n_patients": int(len(self.per_patient)),
-            "n_fallback_masks": self.n_fallback_masks,
-        }
-        if self.face_margin is not None:
-            out["face_margin_px"] = self.margin_px
-            out["face_with_margin"] = self.face_margin
-        if self.groups:
-            out["groups"] = self.groups
-        return out
+    def summary(self) -> AttributionSummary:
+        """The mean shares, baselines and parts (summary.json: no per-patient array)."""
+        margin = MarginShares(**self.face_margin) if self.face_margin is not None else None
+        return AttributionSummary(
+            regions=tuple(REGIONS),
+            health=self.health,
+            random_mean=self.random_mean,
+            random_sd=self.random_sd,
+            area=self.area,
+            step_sd=self.step_sd,
+            n_random=self.n_random,
+            n_patients=int(len(self.per_patient)),
+            n_fallback_masks=self.n_fallback_masks,
+            face_margin_px=self.margin_px if margin is not None else None,
+            face_with_margin=margin,
+            groups=self.groups or None,
+        )
 
 
 def group_edits(
@@ -175,7 +176,7 @@ def group_edits(
     wide_face: np.ndarray,
     base: np.ndarray,
     batch: int = 16,
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, GroupEdit]:
     """Per W+ layer group: the edit's part in that group's layers alone (the full edit is their sum).
 
     ``weight`` is the group's share of the offset's squared norm, ``energy_share`` its share of the image
@@ -196,11 +197,11 @@ def group_edits(
     }
     total = sum(float(e.energy.sum()) for e in found.values())
     return {
-        name: {
-            "weight": parts[name][0],
-            "energy_share": float(e.energy.sum() / total) if total > 0 else float("nan"),
-            **e.to_json(),
-        }
+        name: GroupEdit(
+            weight=parts[name][0],
+            energy_share=float(e.energy.sum() / total) if total > 0 else float("nan"),
+            shares=e.summary(),
+        )
         for name, e in found.items()
     }
 

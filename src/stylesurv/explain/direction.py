@@ -20,12 +20,13 @@ figure (Karras et al. 2019): code index i styles resolution 2 ** (2 + i // 2); c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from stylesurv.core.errors import InputError
 from stylesurv.core.latents import Latents
+from stylesurv.explain.result import DirectionSummary
 
 GROUP_RESOLUTIONS = {"coarse": (4, 8), "middle": (16, 32), "fine": (64, 1 << 20)}
 
@@ -129,13 +130,9 @@ class HealthDirection:
             for name, idx in layer_groups(self.vector.shape[0]).items()
         }
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "shape": list(self.shape),
-            "center": self.center,
-            "scale": self.scale,
-            "group_weights": self.group_weights(),
-        }
+    def summary(self) -> DirectionSummary:
+        """Its shape, the attribute's cohort statistics and the layer groups' weights (summary.json)."""
+        return DirectionSummary(self.shape, self.center, self.scale, self.group_weights())
 
 
 def health_direction(source: DirectionSource | np.ndarray, codes: np.ndarray) -> HealthDirection:

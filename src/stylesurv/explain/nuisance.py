@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,6 +27,7 @@ from stylesurv.core.aligned import mask_file, photo_file, read_landmarks, read_m
 from stylesurv.core.console import track
 from stylesurv.core.errors import InputError
 from stylesurv.explain.direction import HealthDirection, health_direction
+from stylesurv.explain.result import OrthogonalSummary
 
 RIDGE_ALPHAS = np.logspace(-3, 4, 15)
 NOSE_TIP = 30
@@ -93,9 +93,6 @@ class Probe:
     cosine: float  # cosine between the probe direction and the health direction
     direction: np.ndarray  # unit weight vector in the flattened latent space
     n: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "r2_cv": self.r2_cv, "cosine": self.cosine, "n": self.n}
 
 
 def fit_probe(
@@ -220,18 +217,19 @@ class OrthogonalDirection:
     removed_share: float  # share of |d|^2 that lay in the nuisance span (0: d never reads them)
     min_r2: float = 0.05  # probes below this CV R^2 were not part of the span
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "definition": (
+    def summary(self) -> OrthogonalSummary:
+        """What it removed and its cosine with d (summary.json; the caller adds where its edit acts)."""
+        return OrthogonalSummary(
+            definition=(
                 "d with the span of the nuisance probes' directions (CV R^2 >= min_r2) projected out, "
                 "renormalised and standardised over the cohort; edits along it change the model's risk "
                 "without moving any linearly decodable nuisance"
             ),
-            "min_r2": self.min_r2,
-            "n_directions": self.n_directions,
-            "removed_share": self.removed_share,
-            "cosine_with_d": float(np.sqrt(max(0.0, 1.0 - self.removed_share))),
-        }
+            min_r2=self.min_r2,
+            n_directions=self.n_directions,
+            removed_share=self.removed_share,
+            cosine_with_d=float(np.sqrt(max(0.0, 1.0 - self.removed_share))),
+        )
 
 
 def orthogonal_to_nuisance(

@@ -11,7 +11,7 @@ Everything is written into one output folder, atomically (a killed run leaves th
     direction_face_local.npy  the direction projected onto the face subspace (with --aligned; localize.py)
     edit_face_local.png       the mean face moved along the face-local direction
     face_subspace.npz         the face subspace itself (`stylesurv fit --face-subspace`: a face-bound model)
-    summary.json              every number above, the inputs and the options
+    summary.json              every number above, the inputs and the options (explain.result.ExplainResult)
 
 summary.json's ``attribution`` holds the strict face-mask shares (``health``, ``random_mean``, ``area``),
 the face-with-contour-margin shares (``face_with_margin``) and, for W+, each layer group's part of the edit
@@ -25,8 +25,9 @@ See attribution.py and nuisance.py for why.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -53,6 +54,21 @@ from stylesurv.explain.nuisance import (
     probe_attributes,
     truth_factors,
 )
+from stylesurv.explain.result import (
+    SUMMARY_FILE,
+    AttributionSummary,
+    ExplainImages,
+    ExplainResult,
+    FaceBound,
+    FaceSubspaceRefit,
+    FaceSubspaceSummary,
+    NuisanceRemoval,
+    OrthogonalSummary,
+    PatternSummary,
+    ProbeRow,
+    Probes,
+    RegionShares,
+)
 from stylesurv.gan.face_subspace import (
     ANALYSIS_RESOLUTION,
     FaceSubspace,
@@ -60,9 +76,7 @@ from stylesurv.gan.face_subspace import (
     save_face_subspace,
 )
 
-if TYPE_CHECKING:
-    pass
-
+SummaryT = TypeVar("SummaryT", OrthogonalSummary, FaceSubspaceSummary)
 
 PATTERN_DEFINITION = (
     "-Cov(code, risk) over the cohort, unit length (Haufe et al. 2014): the direction along which the "
@@ -113,15 +127,16 @@ def explain_run(
     truth_csv: str | Path | None = None,
     options: ExplainConfig | None = None,
     inputs: dict[str, str] | None = None,
-    extra: dict[str, Any] | None = None,
     subspace: FaceSubspace | None = None,
-) -> dict[str, Any]:
-    """Compute and write every explain output into ``out_dir``; return the summary that summary.json holds.
+    face_subspace_refit: FaceSubspaceRefit | None = None,
+    remove_nuisance: NuisanceRemoval | None = None,
+) -> ExplainResult:
+    """Compute and write every explain output into ``out_dir``; return the result that summary.json holds.
 
     ``bundle`` needs ``latent_direction()``; ``generator`` the Generator API (``synthesis``, ``num_ws``).
-    ``extra`` is merged into the summary (e.g. the remove-nuisance evaluation).  ``subspace`` (from
-    :func:`find_face_subspace`, which the caller also needs to refit the model on it) adds the face-local
-    direction and its attribution.
+    ``subspace`` (from :func:`find_face_subspace`, which the caller also needs to refit the model on it)
+    adds the face-local direction and its attribution; the held-out refits (``face_subspace_refit``,
+    ``remove_nuisance``: studies.refit) are recorded as given.
     """
     from stylesurv.core.atomic import atomic_dir
 
@@ -136,39 +151,22 @@ def explain_run(
     space = "styles" if latents.meta.get("space") == "styles" else ("w" if gradient.ndim == 1 else "wplus")
     # Faces are rendered from the richest codes (W+ when present), so reconstructions keep their detail.
     render_codes = latents.wplus if latents.wplus is not None else codes
-    summary: dict[str, Any] = {
-        "inputs": inputs or {},
-        "options": opts.to_json(),
-        "n_patients": len(ids),
-        "model": str(getattr(bundle, "model_name", "")),
-        "adjusted_for": list(getattr(bundle, "adjusted_for", ())),
-        "face_bound": _face_bound(bundle),
-        "space": space,
-        "direction": direction.to_json(),
-        "pattern": {
-            **pattern.to_json(),
-            "cosine_with_d": float(pattern.vector.reshape(-1) @ direction.vector.reshape(-1)),
-            "definition": PATTERN_DEFINITION,
-        },
-        "images": {},
-    }
+    truth_correlations = pattern_truth = probes = orthogonal = found_subspace = attribution = None
+    shares: dict[str, RegionShares] = {}  # where the edits along the other directions act
     with atomic_dir(out_dir) as tmp:
         write_text_atomic(tmp / "health_attribute.csv", attributes.to_csv(index=False, float_format="%.6g"))
         np.save(tmp / "direction.npy", direction.vector.astype(np.float32))
 
         alphas = symmetric_alphas(opts.max_sd, opts.steps)
-        summary["alphas"] = alphas.tolist()
         info("rendering faces along the health direction")
         mean_code = render_codes.mean(axis=0, keepdims=True)
         mean_edit = render_edits(generator, mean_code, direction, alphas, opts.batch)
         save_png(image_grid(mean_edit), tmp / "edit_mean.png")
         save_gif(mean_edit, tmp / "edit_mean.gif", scale=opts.gif_scale)
-        summary["images"].update(edit_mean="edit_mean.png", edit_mean_gif="edit_mean.gif")
         save_png(
             image_grid(render_edits(generator, mean_code, pattern, alphas, opts.batch)),
             tmp / "edit_pattern.png",
         )
-        summary["images"]["edit_pattern"] = "edit_pattern.png"
 
         chosen = choose_patients(
             ids, attributes["health_attribute"].to_numpy(), opts.patients, opts.n_patients
@@ -177,80 +175,119 @@ def explain_run(
         patient_edit = render_edits(generator, render_codes[rows], direction, alphas, opts.batch)
         save_png(image_grid(patient_edit), tmp / "edit_patients.png")
         save_gif(patient_edit, tmp / "edit_patients.gif", scale=opts.gif_scale)
-        summary["images"].update(edit_patients="edit_patients.png", edit_patients_gif="edit_patients.gif")
-        summary["patients"] = chosen
-        summary["images"]["recon"] = _write_recons(tmp / "recon", chosen, patient_edit[:, len(alphas) // 2])
+        recon = _write_recons(tmp / "recon", chosen, patient_edit[:, len(alphas) // 2])
 
-        probes: list[tuple[str, Probe]] = []
+        found: list[tuple[str, Probe]] = []
         if aligned_dir is not None:
             measured = measure_photo_nuisances(aligned_dir, ids.tolist())
-            found = probe_attributes(codes, measured, ids.tolist(), direction.vector, seed=opts.seed)
-            probes += [("photo", p) for p in found]
+            probed = probe_attributes(codes, measured, ids.tolist(), direction.vector, seed=opts.seed)
+            found += [("photo", p) for p in probed]
         if truth_csv is not None:
             health, nuisance = truth_factors(truth_csv)
-            summary["truth_correlations"] = _correlations(attributes, health)
+            truth_correlations = _correlations(attributes, health)
             pattern_table = attributes[["patient_id"]].assign(
                 health_attribute=attributes["pattern_attribute"]
             )
-            summary["pattern"]["truth_correlations"] = _correlations(pattern_table, health)
-            found = probe_attributes(codes, nuisance, ids.tolist(), direction.vector, seed=opts.seed)
-            probes += [("truth", p) for p in found]
-        orthogonal = None
-        if probes:
-            table = pd.DataFrame([{"source": s, **p.to_json()} for s, p in probes])
+            pattern_truth = _correlations(pattern_table, health)
+            probed = probe_attributes(codes, nuisance, ids.tolist(), direction.vector, seed=opts.seed)
+            found += [("truth", p) for p in probed]
+        cleaned = None
+        if found:
+            items = tuple(ProbeRow(s, p.name, p.r2_cv, p.cosine, p.n) for s, p in found)
+            table = pd.DataFrame([item.to_json() for item in items])
             write_text_atomic(tmp / "nuisance.csv", table.to_csv(index=False, float_format="%.6g"))
-            summary["probes"] = {
-                "source": " and ".join(sorted({s for s, _ in probes})),
-                "items": [{"source": s, **p.to_json()} for s, p in probes],
-            }
-            orthogonal = orthogonal_to_nuisance(direction, [p for _, p in probes], codes)
-            summary["nuisance_orthogonal"] = orthogonal.to_json()
-            if orthogonal.direction is not None:
-                np.save(tmp / "direction_orthogonal.npy", orthogonal.direction.vector.astype(np.float32))
+            probes = Probes(" and ".join(sorted({item.source for item in items})), items)
+            cleaned = orthogonal_to_nuisance(direction, [p for _, p in found], codes)
+            orthogonal = cleaned.summary()
+            if cleaned.direction is not None:
+                np.save(tmp / "direction_orthogonal.npy", cleaned.direction.vector.astype(np.float32))
+        edit_face_local = None
         if aligned_dir is not None:
             others = {"pattern": pattern}
-            if orthogonal is not None and orthogonal.direction is not None:
-                others["nuisance_orthogonal"] = orthogonal.direction
+            if cleaned is not None and cleaned.direction is not None:
+                others["nuisance_orthogonal"] = cleaned.direction
             if subspace is not None:
                 save_face_subspace(tmp / "face_subspace.npz", subspace)
                 local, cosine = localize(subspace, direction, codes)
-                summary["face_subspace"] = {
-                    **subspace.to_json(),
-                    "cosine_with_d": cosine,
-                    "definition": FACE_LOCAL_DEFINITION,
-                }
+                found_subspace = _subspace_summary(subspace, cosine)
                 if local is not None:
                     others["face_local"] = local
                     np.save(tmp / "direction_face_local.npy", local.vector.astype(np.float32))
+                    edit_face_local = "edit_face_local.png"
                     save_png(
                         image_grid(render_edits(generator, mean_code, local, alphas, opts.batch)),
-                        tmp / "edit_face_local.png",
+                        tmp / edit_face_local,
                     )
-                    summary["images"]["edit_face_local"] = "edit_face_local.png"
-            attribution = _attribution(
+            measured_shares = _attribution(
                 generator, render_codes, ids, direction, Path(aligned_dir), opts, others
             )
-            if attribution is not None:
-                summary["attribution"], other_shares = attribution
-                summary["pattern"]["attribution"] = other_shares["pattern"]
-                if "nuisance_orthogonal" in other_shares:
-                    summary["nuisance_orthogonal"]["attribution"] = other_shares["nuisance_orthogonal"]
-                if "face_local" in other_shares:
-                    summary["face_subspace"]["attribution"] = other_shares["face_local"]
-            else:
-                summary["attribution"] = None
-        summary.update(extra or {})
-        write_json_atomic(tmp / "summary.json", summary)
-    return summary
+            if measured_shares is not None:
+                attribution, shares = measured_shares
+        result = ExplainResult(
+            inputs=inputs or {},
+            options=opts,
+            n_patients=len(ids),
+            space=space,
+            direction=direction.summary(),
+            images=ExplainImages(
+                edit_mean="edit_mean.png",
+                edit_mean_gif="edit_mean.gif",
+                edit_patients="edit_patients.png",
+                edit_patients_gif="edit_patients.gif",
+                recon=recon,
+                edit_pattern="edit_pattern.png",
+                edit_face_local=edit_face_local,
+            ),
+            alphas=tuple(alphas.tolist()),
+            patients=tuple(chosen),
+            model=str(getattr(bundle, "model_name", "")),
+            adjusted_for=tuple(getattr(bundle, "adjusted_for", ())),
+            face_bound=_face_bound(bundle),
+            pattern=PatternSummary(
+                direction=pattern.summary(),
+                cosine_with_d=float(pattern.vector.reshape(-1) @ direction.vector.reshape(-1)),
+                definition=PATTERN_DEFINITION,
+                truth_correlations=pattern_truth,
+                attribution=shares.get("pattern"),
+            ),
+            truth_correlations=truth_correlations,
+            probes=probes,
+            nuisance_orthogonal=_with_shares(orthogonal, shares.get("nuisance_orthogonal")),
+            face_subspace=_with_shares(found_subspace, shares.get("face_local")),
+            attribution=attribution,
+            face_subspace_refit=face_subspace_refit,
+            remove_nuisance=remove_nuisance,
+        )
+        write_json_atomic(tmp / SUMMARY_FILE, result.to_json())
+    return result
 
 
-def _face_bound(bundle: Any) -> dict[str, Any] | None:
+def _subspace_summary(subspace: FaceSubspace, cosine: float) -> FaceSubspaceSummary:
+    """The face subspace's numbers and spectrum with the face-local direction's cosine with d."""
+    return FaceSubspaceSummary(
+        dim=subspace.dim,
+        threshold=subspace.threshold,
+        n_components=subspace.n_components,
+        n_patients=subspace.n_patients,
+        variance_share=subspace.variance_share,
+        shares=tuple(float(s) for s in subspace.shares),
+        cosine_with_d=cosine,
+        definition=FACE_LOCAL_DEFINITION,
+    )
+
+
+def _with_shares(summary: SummaryT | None, shares: RegionShares | None) -> SummaryT | None:
+    """``summary`` with where its direction's edit acts (None stays None)."""
+    return None if summary is None else dataclasses.replace(summary, attribution=shares)
+
+
+def _face_bound(bundle: Any) -> FaceBound | None:
     """How a face-bound bundle was restricted (directions kept, threshold); None for any other model."""
     restriction = getattr(bundle, "restriction", None)
     if restriction is None:
         return None
     found = getattr(bundle, "meta", {}).get("training", {}).get("face_subspace", {})
-    return {"dim": int(len(restriction.basis)), "threshold": found.get("threshold")}
+    return FaceBound(int(len(restriction.basis)), found.get("threshold"))
 
 
 def _write_recons(folder: Path, chosen: list[str], images: np.ndarray) -> dict[str, str]:
@@ -310,7 +347,7 @@ def _attribution(
     aligned: Path,
     opts: ExplainConfig,
     others: dict[str, HealthDirection] | None = None,
-) -> tuple[dict[str, Any], dict[str, dict[str, Any]]] | None:
+) -> tuple[AttributionSummary, dict[str, RegionShares]] | None:
     """The attribution of the health direction and the region shares of ``others`` (same patients, same
     step in their own attribute SDs); None without masks."""
     if not (aligned / "masks").is_dir():
@@ -342,7 +379,7 @@ def _attribution(
             masks,
             wide_face,
             batch=opts.batch,
-        ).to_json()
+        ).summary()
         for name, other in (others or {}).items()
     }
-    return result.to_json(), other_shares
+    return result.summary(), other_shares

@@ -1,3 +1,3 @@
 """Face detection, 68 landmarks, FFHQ alignment, masks and QC of a cohort's photos."""
 
-__all__ = ["align", "commands", "detect", "folder", "mask", "qc"]
+__all__ = ["align", "detect", "folder", "mask", "qc"]

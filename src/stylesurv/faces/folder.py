@@ -20,7 +20,7 @@ import os
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from stylesurv.core.aligned import (
     read_landmarks_csv,
 )
 from stylesurv.core.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
+from stylesurv.core.config import FieldNames
 from stylesurv.core.console import make_progress
 from stylesurv.core.errors import InputError
 from stylesurv.core.hashing import hash_config, sha256_file
@@ -53,10 +54,12 @@ RECORDS_DIR = ".records"
 
 
 @dataclass(frozen=True)
-class AlignOptions:
-    """Everything that determines the aligned output; its hash keys the per-photo resume records."""
+class AlignConfig:
+    """The align stage's one config: the ``[align]`` section of a run's TOML, the defaults of
+    `stylesurv align`, and everything that determines the aligned output (its hash keys the per-photo
+    resume records)."""
 
-    resolution: int = 256  # output side R in pixels (32-1024)
+    resolution: int = 0  # output side R in pixels (32-1024); 0: the generator's resolution
     upsample: int = 1  # times dlib's detector doubles the photo (1 finds faces down to about 40 px)
     cnn: bool = False  # dlib's CNN face detector instead of HOG: slower, better on hard photos
     detect_max_side: int = 640  # photos are shrunk to this longer side for detection only
@@ -64,18 +67,36 @@ class AlignOptions:
     qc: QCThresholds = field(default_factory=QCThresholds)
     mask: MaskShape = field(default_factory=MaskShape)
 
-    def __post_init__(self) -> None:
-        check_resolution(self.resolution)
-        if self.upsample < 0 or self.supersample < 1 or self.detect_max_side < 64:
-            raise ValueError("upsample must be >= 0, supersample >= 1 and detect_max_side >= 64")
+    def validate(self, names: Mapping[str, str] | None = None) -> AlignConfig:
+        """Self, or an InputError naming the first bad field (``align.<field>``, or as ``names`` calls it)."""
+        name = FieldNames("align", names)
+        if self.resolution == 0:
+            raise InputError(
+                f"{name('resolution')} is not set: give the aligned size, or a generator to take it from"
+            )
+        try:
+            check_resolution(self.resolution)
+        except ValueError as exc:
+            raise InputError(f"{name('resolution')}: {exc}") from None
+        if self.upsample < 0:
+            raise InputError(f"{name('upsample')} must be >= 0, got {self.upsample}")
+        if self.detect_max_side < 64:
+            raise InputError(f"{name('detect_max_side')} must be >= 64, got {self.detect_max_side}")
+        if self.supersample < 1:
+            raise InputError(f"{name('supersample')} must be >= 1, got {self.supersample}")
+        return self
+
+    def for_generator(self, resolution: int) -> AlignConfig:
+        """Self with the generator's resolution where none is set."""
+        return self if self.resolution else replace(self, resolution=resolution)
 
     def settings(self) -> dict[str, Any]:
         """What align.json records (``from_settings`` reads it back)."""
         return {"version": ALIGN_VERSION, **asdict(self)}
 
     @classmethod
-    def from_settings(cls, settings: dict[str, Any]) -> AlignOptions:
-        """The options ``settings()`` recorded (align.json); TypeError/ValueError on a malformed record."""
+    def from_settings(cls, settings: dict[str, Any]) -> AlignConfig:
+        """The config ``settings()`` recorded (align.json); TypeError/ValueError on a malformed record."""
         fields = dict(settings)
         fields.pop("version", None)
         qc, mask = dict(fields.pop("qc", {})), dict(fields.pop("mask", {}))
@@ -171,7 +192,7 @@ def landmarks_table(landmarks: Mapping[str, np.ndarray]) -> str:
 
 # ---------------------------------------------------------------------------------------------- one photo
 def align_photo(
-    image: np.ndarray, options: AlignOptions, landmarks: np.ndarray | None = None
+    image: np.ndarray, config: AlignConfig, landmarks: np.ndarray | None = None
 ) -> tuple[QCResult, AlignedFace | None, dict[str, Any]]:
     """Detect (unless ``landmarks`` are given), align and QC one RGB photo.
 
@@ -179,27 +200,27 @@ def align_photo(
     """
     facts: dict[str, Any] = {"landmarks_source": "given" if landmarks is not None else "dlib", "n_faces": ""}
     if landmarks is None:
-        faces = detect_faces(image, options.upsample, options.cnn, options.detect_max_side)
+        faces = detect_faces(image, config.upsample, config.cnn, config.detect_max_side)
         facts["n_faces"] = len(faces)
         if not faces:
-            how = "CNN" if options.cnn else f"HOG, upsample {options.upsample}"
+            how = "CNN" if config.cnn else f"HOG, upsample {config.upsample}"
             return QCResult("no_face", f"no face found (dlib {how}); try --upsample 2 or --cnn"), None, facts
         landmarks = faces[0].landmarks
     try:
-        aligned = align_face(image, landmarks, options.resolution, options.supersample)
+        aligned = align_face(image, landmarks, config.resolution, config.supersample)
     except ValueError as exc:
         return QCResult("no_face", f"given landmarks do not fit the photo: {exc}"), None, facts
     asymmetry = pose_asymmetry(landmarks)
     facts.update(
-        face_size_px=round(options.resolution / aligned.upsample, 1),
+        face_size_px=round(config.resolution / aligned.upsample, 1),
         upsample=round(aligned.upsample, 3),
         pose_asymmetry=round(asymmetry, 3),
     )
     n_faces = facts["n_faces"] or 1
-    return assess(n_faces, aligned.upsample, asymmetry, options.qc), aligned, facts
+    return assess(n_faces, aligned.upsample, asymmetry, config.qc), aligned, facts
 
 
-def process_task(task: PhotoTask, options: AlignOptions, out_dir: Path) -> dict[str, Any]:
+def process_task(task: PhotoTask, config: AlignConfig, out_dir: Path) -> dict[str, Any]:
     """Align one patient's photo, write its image and mask atomically, and return its record."""
     record: dict[str, Any] = {"patient_id": task.patient_id, "key": task.key, "photo": task.photo_name}
     image_path, mask_path = out_dir / f"{task.patient_id}.png", out_dir / MASKS_DIR / f"{task.patient_id}.png"
@@ -214,7 +235,7 @@ def process_task(task: PhotoTask, options: AlignOptions, out_dir: Path) -> dict[
         else:
             given = None if task.landmarks is None else np.asarray(task.landmarks).reshape(68, 2)
             try:
-                verdict, aligned, facts = align_photo(image, options, given)
+                verdict, aligned, facts = align_photo(image, config, given)
             except RuntimeError as exc:  # dlib reports its internal failures as RuntimeError
                 verdict, facts = QCResult("unreadable", f"face detection failed ({exc})"), {}
             facts["notes"] = "; ".join(notes)
@@ -226,7 +247,7 @@ def process_task(task: PhotoTask, options: AlignOptions, out_dir: Path) -> dict[
     else:
         write_bytes_atomic(image_path, _png_bytes(aligned.image))
         write_bytes_atomic(
-            mask_path, _png_bytes(region_mask(aligned.landmarks, options.resolution, options.mask))
+            mask_path, _png_bytes(region_mask(aligned.landmarks, config.resolution, config.mask))
         )
         record["landmarks"] = np.round(aligned.landmarks, 4).tolist()
     return record
@@ -238,15 +259,15 @@ def _png_bytes(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _process_batch(tasks: list[PhotoTask], options: AlignOptions, out_dir: Path) -> list[dict[str, Any]]:
-    return [process_task(task, options, out_dir) for task in tasks]
+def _process_batch(tasks: list[PhotoTask], config: AlignConfig, out_dir: Path) -> list[dict[str, Any]]:
+    return [process_task(task, config, out_dir) for task in tasks]
 
 
 # ------------------------------------------------------------------------------------------------ cohort
 def align_cohort(
     cohort_dir: str | Path,
     out_dir: str | Path,
-    options: AlignOptions,
+    config: AlignConfig,
     landmarks_csv: str | Path | None = None,
     workers: int = 1,
 ) -> AlignSummary:
@@ -256,10 +277,11 @@ def align_cohort(
     ``workers``: processes (1 runs in this process).  Photos already aligned with the same settings are
     skipped.  Never raises for a bad photo: it gets a QC status and a reason.
     """
+    config.validate()
     out_dir, cohort_dir = Path(out_dir), Path(cohort_dir)
     photos = cohort_photos(cohort_dir)
     given = read_landmarks_csv(landmarks_csv) if landmarks_csv is not None else {}
-    output_key = options.output_key()
+    output_key = config.output_key()
     tasks = []
     for pid, photo in photos.items():
         points = given.get(pid)
@@ -272,15 +294,15 @@ def align_cohort(
     records = {pid: record for pid, record in _load_records(out_dir, tasks)}
     todo = [task for task in tasks if task.patient_id not in records]
     if todo:
-        for record in _run(todo, options, out_dir, workers):
+        for record in _run(todo, config, out_dir, workers):
             write_json_atomic(out_dir / RECORDS_DIR / f"{record['patient_id']}.json", record)
             records[record["patient_id"]] = record
 
     ordered = [records[task.patient_id] for task in tasks]
-    _write_tables(out_dir, ordered, options)
+    _write_tables(out_dir, ordered, config)
     counts = dict(Counter(record["status"] for record in ordered))
-    usable = sum(counts.get(status, 0) for status in options.qc.usable)
-    write_json_atomic(out_dir / SETTINGS_FILE, {"settings": options.settings(), "counts": counts})
+    usable = sum(counts.get(status, 0) for status in config.qc.usable)
+    write_json_atomic(out_dir / SETTINGS_FILE, {"settings": config.settings(), "counts": counts})
     return AlignSummary(out_dir, counts, usable=usable, reused=len(tasks) - len(todo), total=len(tasks))
 
 
@@ -307,14 +329,14 @@ def _load_records(out_dir: Path, tasks: list[PhotoTask]) -> Iterator[tuple[str, 
 
 
 def _run(
-    tasks: list[PhotoTask], options: AlignOptions, out_dir: Path, workers: int
+    tasks: list[PhotoTask], config: AlignConfig, out_dir: Path, workers: int
 ) -> Iterator[dict[str, Any]]:
     """Process tasks with a progress bar, in this process or in a pool of ``workers`` processes."""
     with make_progress() as progress:
         bar = progress.add_task("aligning faces", total=len(tasks))
         if workers <= 1 or len(tasks) == 1:
             for task in tasks:
-                yield process_task(task, options, out_dir)
+                yield process_task(task, config, out_dir)
                 progress.advance(bar)
             return
         # small batches amortise the per-call overhead; spawn avoids forking a process holding threads
@@ -325,22 +347,22 @@ def _run(
             max_workers=min(workers, len(batches)),
             mp_context=context,
             initializer=load_models,
-            initargs=(options.cnn,),
+            initargs=(config.cnn,),
         )
         with pool:
-            futures = [pool.submit(_process_batch, batch, options, out_dir) for batch in batches]
+            futures = [pool.submit(_process_batch, batch, config, out_dir) for batch in batches]
             for future in as_completed(futures):
                 results = future.result()
                 yield from results
                 progress.advance(bar, len(results))
 
 
-def _write_tables(out_dir: Path, records: list[dict[str, Any]], options: AlignOptions) -> None:
+def _write_tables(out_dir: Path, records: list[dict[str, Any]], config: AlignConfig) -> None:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=QC_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for record in records:
-        writer.writerow({**record, "usable": int(record["status"] in options.qc.usable)})
+        writer.writerow({**record, "usable": int(record["status"] in config.qc.usable)})
     write_text_atomic(out_dir / QC_FILE, buffer.getvalue())
     aligned = {r["patient_id"]: np.asarray(r["landmarks"]) for r in records if r.get("landmarks") is not None}
     write_text_atomic(out_dir / LANDMARKS_FILE, landmarks_table(aligned))

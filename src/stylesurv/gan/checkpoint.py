@@ -285,6 +285,19 @@ def load_generator(
     return net.to(device)
 
 
+def generator_shape(path: str | os.PathLike[str], which: str = "G_ema") -> dict[str, int]:
+    """The generator's image size and channels (``img_resolution``, ``img_channels``), read from the
+    checkpoint without building it: what later stages check their settings against before they start."""
+    _, records, _ = read_checkpoint(path)
+    record = records.get(which)
+    if record is None or "img_resolution" not in record.config:
+        raise CheckpointError(f"{path}: no generator {which!r} in this checkpoint (it has {sorted(records)})")
+    return {
+        "img_resolution": int(record.config["img_resolution"]),
+        "img_channels": int(record.config.get("img_channels", 3)),
+    }
+
+
 def load_discriminator(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Discriminator:
     """The discriminator "D" of any supported checkpoint, in eval mode."""
     net = load_networks(path, ("D",))["D"]

@@ -41,7 +41,7 @@ DEFAULT_COMPONENTS = 256  # principal directions of the codes searched (96 % of 
 DEFAULT_PATIENTS = 16  # patients whose Jacobians are summed
 DEFAULT_THRESHOLD = 0.8  # pooled face share a direction needs to belong to the face subspace
 # Thresholds at which the model is refitted inside the face subspace: the C-index a model keeps when its
-# edits must stay ever more inside the face (explain.pipeline.face_subspace_evaluation).
+# edits must stay ever more inside the face (studies.refit.face_subspace_evaluation).
 CURVE_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 ANALYSIS_RESOLUTION = 128  # images and masks are compared at most at this size (block-averaged)
 

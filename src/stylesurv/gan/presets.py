@@ -16,7 +16,7 @@ from stylesurv.core.errors import InputError
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainPreset:
     """Network sizes and loss/optimiser hyper-parameters of one training configuration."""
 
     resolution: int  # image side R in pixels (power of two)
@@ -62,7 +62,7 @@ class TrainConfig:
             "epilogue_kwargs": {"mbstd_group_size": self.mbstd_group},
         }
 
-    def replace(self, **changes: Any) -> TrainConfig:
+    def replace(self, **changes: Any) -> TrainPreset:
         """A copy with some fields changed (None values are ignored)."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
@@ -70,11 +70,11 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-def auto_config(resolution: int, batch: int | None = None) -> TrainConfig:
+def auto_config(resolution: int, batch: int | None = None) -> TrainPreset:
     """The resolution-derived defaults of stylegan2-ada-pytorch's ``auto`` configuration (one process)."""
     _check_resolution(resolution)
     batch = batch or max(min(4096 // resolution, 32), 1)
-    return TrainConfig(
+    return TrainPreset(
         resolution=resolution,
         mapping_layers=2,
         channel_base=32768 if resolution >= 512 else 16384,
@@ -87,9 +87,9 @@ def auto_config(resolution: int, batch: int | None = None) -> TrainConfig:
     )
 
 
-def _synth(resolution: int, channel_base: int, mapping_layers: int) -> TrainConfig:
+def _synth(resolution: int, channel_base: int, mapping_layers: int) -> TrainPreset:
     batch = 32
-    return TrainConfig(
+    return TrainPreset(
         resolution=resolution,
         z_dim=128,
         w_dim=128,
@@ -104,27 +104,27 @@ def _synth(resolution: int, channel_base: int, mapping_layers: int) -> TrainConf
     )
 
 
-PRESETS: dict[str, TrainConfig] = {
+PRESETS: dict[str, TrainPreset] = {
     # The procedural world: ~1 M parameters per network.
     "synth32": _synth(32, channel_base=2048, mapping_layers=2),
     "synth64": _synth(64, channel_base=4096, mapping_layers=4),
     # Published StyleGAN2-ADA configurations (paper256/512/1024 and StyleGAN2 config F).
-    "paper256": TrainConfig(
+    "paper256": TrainPreset(
         256, channel_base=16384, mbstd_group=8, batch=64, gamma=1.0, ema_kimg=20.0, ema_rampup=None
     ),
-    "paper512": TrainConfig(
+    "paper512": TrainPreset(
         512, channel_base=32768, mbstd_group=8, batch=64, gamma=0.5, ema_kimg=20.0, ema_rampup=None
     ),
-    "paper1024": TrainConfig(
+    "paper1024": TrainPreset(
         1024, channel_base=32768, mbstd_group=4, batch=32, gamma=2.0, ema_kimg=10.0, ema_rampup=None
     ),
-    "stylegan2": TrainConfig(
+    "stylegan2": TrainPreset(
         1024, channel_base=32768, mbstd_group=4, batch=32, gamma=10.0, ema_kimg=10.0, ema_rampup=None
     ),
 }
 
 
-def get_config(name: str, resolution: int) -> TrainConfig:
+def get_config(name: str, resolution: int) -> TrainPreset:
     """The preset ``name`` (or ``auto``) for images of side ``resolution``; a mismatch is an InputError."""
     if name == "auto":
         return auto_config(resolution)

@@ -33,7 +33,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from PIL import Image
 from rich.progress import TextColumn
 
 from stylesurv.core.atomic import atomic_path, write_json_atomic, write_safetensors_atomic, write_text_atomic
+from stylesurv.core.config import FieldNames
 from stylesurv.core.console import info, make_progress, set_verbosity, warn
 from stylesurv.core.errors import CheckpointError, InputError
 from stylesurv.core.hashing import sha256_file
@@ -60,7 +61,7 @@ from stylesurv.gan.loss import (
     path_lengths,
     r1_penalty,
 )
-from stylesurv.gan.presets import TrainConfig, get_config
+from stylesurv.gan.presets import TrainPreset, get_config
 
 SNAPSHOT_FORMAT = "stylesurv-train-snapshot"
 SNAPSHOT_VERSION = 1
@@ -73,11 +74,13 @@ NetworkFactory = Callable[[dict[str, Any], dict[str, Any]], tuple[torch.nn.Modul
 
 
 @dataclass
-class TrainOptions:
-    """What the user asked for (``stylesurv gan train`` flags); None means "from the preset"."""
+class TrainConfig:
+    """The training stage's one config: the defaults of `stylesurv gan train` and, with the run's
+    fine-tuning defaults (``app.config.FINETUNE_DEFAULTS``), a run's ``[finetune]`` section (where the run
+    sets ``data``, ``out`` and ``resume``).  None means "from the preset"."""
 
-    data: str  # training images: aligned folder (qc.csv status ok) or folder of R x R images
-    out: str  # run folder: options.json, stats.jsonl, grids/, snapshots/
+    data: str = ""  # training images: aligned folder (qc.csv status ok) or folder of R x R images
+    out: str = ""  # run folder: options.json, stats.jsonl, grids/, snapshots/
     cfg: str = "auto"  # preset name (presets.PRESETS) or auto
     resume: str | None = (
         None  # training snapshot (exact continuation) or any generator checkpoint (fine-tune)
@@ -103,6 +106,28 @@ class TrainOptions:
     threads: int | None = None  # torch CPU threads per process
     device: str | None = None  # cpu | cuda; default cuda when available
 
+    def validate(self, names: Mapping[str, str] | None = None) -> TrainConfig:
+        """Self, or an InputError naming the first bad field (``finetune.<field>``, or as ``names`` says)."""
+        name = FieldNames("finetune", names)
+        if self.aug not in AUGMENTATIONS:
+            raise InputError(f"{name('aug')} must be one of {', '.join(AUGMENTATIONS)}, got {self.aug!r}")
+        if not 0 <= self.p <= 1:
+            raise InputError(f"{name('p')} must be in [0, 1], got {self.p}")
+        if self.kimg < 0:
+            raise InputError(f"{name('kimg')} must not be negative, got {self.kimg}")
+        if self.batch is not None and self.batch < 1:
+            raise InputError(f"{name('batch')} must be at least 1, got {self.batch}")
+        if self.freeze_d < 0:
+            raise InputError(f"{name('freeze_d')} must not be negative, got {self.freeze_d}")
+        if self.keep < 2 or self.snap < 1 or not self.tick_kimg > 0:
+            raise InputError(
+                f"{name('keep')} must be >= 2, {name('snap')} >= 1 and {name('tick_kimg')} > 0, got "
+                f"{self.keep}, {self.snap} and {self.tick_kimg}"
+            )
+        return self
+
+
+AUGMENTATIONS = ("ada", "fixed", "none")
 
 # Options that shape the optimisation; continuing a run with different values would not be a continuation.
 _SCHEDULE_FIELDS = (
@@ -167,8 +192,8 @@ class Trainer:
         self,
         G: torch.nn.Module,
         D: torch.nn.Module,
-        config: TrainConfig,
-        options: TrainOptions,
+        config: TrainPreset,
+        options: TrainConfig,
         dataset: ImageDataset,
         world: dist.World | None = None,
         G_ema: torch.nn.Module | None = None,
@@ -598,17 +623,17 @@ class RunResult:
 
 
 def _start(
-    options: TrainOptions, dataset: ImageDataset, world: dist.World, factory: NetworkFactory
+    options: TrainConfig, dataset: ImageDataset, world: dist.World, factory: NetworkFactory
 ) -> Trainer:
     """A trainer for a continuation, a fine-tune or a fresh run, as ``options`` and RUN/snapshots say."""
     existing = list_snapshots(options.out)
     if options.resume and not Path(options.resume).is_file():
-        raise InputError(f"--resume {options.resume} does not exist")
+        raise InputError(f"{options.resume}: the checkpoint to resume or fine-tune from does not exist")
     if existing:
         if options.resume and options.resume != _started_from(Path(options.out)):
             raise InputError(
-                f"{options.out} already holds snapshots of another run; to continue it drop --resume, to "
-                f"fine-tune {options.resume} choose a new --out"
+                f"{options.out} already holds snapshots of another run; to continue it start without a "
+                f"checkpoint to resume from, to fine-tune {options.resume} choose a new output folder"
             )
         return _continue(existing[-1], options, dataset, world, factory)
     if options.resume and is_snapshot(options.resume) and not options.weights_only:
@@ -630,21 +655,21 @@ def _started_from(out: Path) -> str | None:
         return None
 
 
-def _configure(config: TrainConfig, options: TrainOptions) -> TrainConfig:
+def _configure(config: TrainPreset, options: TrainConfig) -> TrainPreset:
     return config.replace(batch=options.batch, lr=options.lr, gamma=options.gamma, mirror=options.mirror)
 
 
 def _continue(
-    path: Path, options: TrainOptions, dataset: ImageDataset, world: dist.World, factory: NetworkFactory
+    path: Path, options: TrainConfig, dataset: ImageDataset, world: dist.World, factory: NetworkFactory
 ) -> Trainer:
     tensors, meta = load_snapshot(path)
-    stored = TrainOptions(**meta["options"])
+    stored = TrainConfig(**meta["options"])
     changed = [f for f in _SCHEDULE_FIELDS if getattr(options, f) != getattr(stored, f)]
     if changed:
         detail = ", ".join(f"{f}: {getattr(stored, f)!r} -> {getattr(options, f)!r}" for f in changed)
         raise InputError(
             f"continuing {path} with different training options ({detail}); give the same options, or "
-            f"fine-tune from it with --weights-only and a new --out"
+            f"fine-tune from it with weights only (--weights-only) and a new output folder"
         )
     merged = dataclasses.replace(
         stored,
@@ -656,7 +681,7 @@ def _continue(
     )
     G, D = factory(meta["G_kwargs"], meta["D_kwargs"])
     G_ema = copy.deepcopy(G)
-    trainer = Trainer(G, D, TrainConfig(**meta["config"]), merged, dataset, world, G_ema=G_ema)
+    trainer = Trainer(G, D, TrainPreset(**meta["config"]), merged, dataset, world, G_ema=G_ema)
     trainer.load_state(tensors, meta)
     info(f"continuing from {path} at {trainer.nimg / 1000:.1f} kimg (ADA p {trainer.ada.p:.3f})")
     return trainer
@@ -670,7 +695,7 @@ def _seed_global_rngs(seed: int) -> None:
 
 
 def _finetune(
-    options: TrainOptions, dataset: ImageDataset, world: dist.World, factory: NetworkFactory
+    options: TrainConfig, dataset: ImageDataset, world: dist.World, factory: NetworkFactory
 ) -> Trainer:
     source = Path(options.resume or "")
     base = None
@@ -696,7 +721,7 @@ def _finetune(
             f"the photos at {G.img_resolution} px"
         )
     config = (
-        TrainConfig(**base)
+        TrainPreset(**base)
         if base is not None and options.cfg == "auto"
         else get_config(options.cfg, dataset.resolution)
     )
@@ -717,12 +742,12 @@ def _finetune(
     )
 
 
-def train(options: TrainOptions, factory: NetworkFactory = default_factory) -> RunResult:
-    """Train (or fine-tune, or continue) as ``options`` say; rank 0 writes RUN/{options,stats,grids,...}."""
-    if options.aug not in ("ada", "fixed", "none"):
-        raise InputError(f"--aug must be ada, fixed or none, got {options.aug!r}")
-    if not 0 <= options.p <= 1:
-        raise InputError(f"--p must be in [0, 1], got {options.p}")
+def train(
+    options: TrainConfig, factory: NetworkFactory = default_factory, names: Mapping[str, str] | None = None
+) -> RunResult:
+    """Train (or fine-tune, or continue) as ``options`` say; rank 0 writes RUN/{options,stats,grids,...}.
+    Errors name the config's fields as ``names`` calls them (the command passes its flags)."""
+    options.validate(names)
     if options.threads:
         torch.set_num_threads(options.threads)
     world = dist.init_world(options.device)
@@ -734,7 +759,7 @@ def train(options: TrainOptions, factory: NetworkFactory = default_factory) -> R
         dist.close_world()
 
 
-def _train(options: TrainOptions, world: dist.World, factory: NetworkFactory) -> RunResult:
+def _train(options: TrainConfig, world: dist.World, factory: NetworkFactory) -> RunResult:
     out = Path(options.out)
     dataset = ImageDataset(options.data)
     trainer = _start(options, dataset, world, factory)
@@ -861,7 +886,7 @@ def _write_snapshot(trainer: Trainer, out: Path, keep: int, last_stats: dict[str
 
 
 def _metrics_hook(
-    options: TrainOptions, dataset: ImageDataset, world: dist.World
+    options: TrainConfig, dataset: ImageDataset, world: dist.World
 ) -> Callable[[torch.nn.Module, int], None] | None:
     """FID/KID of G_ema against the data at each snapshot, appended to RUN/metrics.jsonl (rank 0 only)."""
     if not options.metrics_net or not world.is_main:

@@ -8,6 +8,15 @@ from typing import Annotated
 import typer
 
 from stylesurv.gan.commands import gan_group
+from stylesurv.gan.train import TrainConfig
+
+DEFAULTS = TrainConfig()
+FIELDS = (
+    "cfg", "resume", "weights_only", "kimg", "batch", "aug", "p", "target", "freeze_d", "lr", "gamma",
+    "mirror", "snap", "snap_minutes", "tick_kimg", "keep", "seed", "metrics_net", "metrics_n", "threads",
+    "device",
+)  # fmt: skip
+FLAGS = {name: "--" + name.replace("_", "-") for name in FIELDS}  # every field's flag is its name
 
 
 def train_command(
@@ -24,46 +33,64 @@ def train_command(
     weights_only: Annotated[
         bool,
         typer.Option("--weights-only", help="Fine-tune from a training snapshot's weights (new schedule)."),
-    ] = False,
+    ] = DEFAULTS.weights_only,
     kimg: Annotated[
         float, typer.Option("--kimg", help="Train until this many thousand real images.")
-    ] = 25000.0,
+    ] = DEFAULTS.kimg,
     batch: Annotated[
         int | None, typer.Option("--batch", help="Global minibatch (default: the preset's).")
-    ] = None,
+    ] = DEFAULTS.batch,
     aug: Annotated[
         str, typer.Option("--aug", help="ada (adaptive p), fixed (constant --p) or none.")
-    ] = "ada",
+    ] = DEFAULTS.aug,
     p: Annotated[
         float, typer.Option("--p", help="Initial (ada) or constant (fixed) augmentation probability.")
-    ] = 0.0,
-    target: Annotated[float, typer.Option("--target", help="ADA target for E[sign(D(real))].")] = 0.6,
-    freeze_d: Annotated[int, typer.Option("--freeze-d", help="Freeze D's first N layers (Freeze-D).")] = 0,
-    cfg: Annotated[str, typer.Option("--cfg", help="Preset: auto, synth32, synth64, paper256, ...")] = "auto",
-    lr: Annotated[float | None, typer.Option("--lr", help="Adam learning rate (default 0.0025).")] = None,
-    gamma: Annotated[float | None, typer.Option("--gamma", help="R1 weight (default: the preset's).")] = None,
+    ] = DEFAULTS.p,
+    target: Annotated[
+        float, typer.Option("--target", help="ADA target for E[sign(D(real))].")
+    ] = DEFAULTS.target,
+    freeze_d: Annotated[
+        int, typer.Option("--freeze-d", help="Freeze D's first N layers (Freeze-D).")
+    ] = DEFAULTS.freeze_d,
+    cfg: Annotated[
+        str, typer.Option("--cfg", help="Preset: auto, synth32, synth64, paper256, ...")
+    ] = DEFAULTS.cfg,
+    lr: Annotated[
+        float | None, typer.Option("--lr", help="Adam learning rate (default 0.0025).")
+    ] = DEFAULTS.lr,
+    gamma: Annotated[
+        float | None, typer.Option("--gamma", help="R1 weight (default: the preset's).")
+    ] = DEFAULTS.gamma,
     mirror: Annotated[
         bool | None, typer.Option("--mirror/--no-mirror", help="x-flipped copies of the data.")
-    ] = None,
-    snap: Annotated[int, typer.Option("--snap", help="Ticks between snapshots and sample grids.")] = 10,
+    ] = DEFAULTS.mirror,
+    snap: Annotated[
+        int, typer.Option("--snap", help="Ticks between snapshots and sample grids.")
+    ] = DEFAULTS.snap,
     snap_minutes: Annotated[
         float | None,
         typer.Option("--snap-minutes", help="Also snapshot after this many minutes of wall time."),
-    ] = None,
-    tick_kimg: Annotated[float, typer.Option("--tick-kimg", help="kimg between progress lines.")] = 1.0,
-    keep: Annotated[int, typer.Option("--keep", help="Snapshots to keep (at least 2).")] = 3,
+    ] = DEFAULTS.snap_minutes,
+    tick_kimg: Annotated[
+        float, typer.Option("--tick-kimg", help="kimg between progress lines.")
+    ] = DEFAULTS.tick_kimg,
+    keep: Annotated[int, typer.Option("--keep", help="Snapshots to keep (at least 2).")] = DEFAULTS.keep,
     seed: Annotated[
         int, typer.Option("--seed", help="Seed of initialisation, latents, augmentation, data order.")
-    ] = 0,
+    ] = DEFAULTS.seed,
     metrics_net: Annotated[
         Path | None,
         typer.Option("--metrics-net", help="TorchScript feature network for FID/KID at snapshots."),
     ] = None,
-    metrics_n: Annotated[int, typer.Option("--metrics-n", help="Images per side for FID/KID.")] = 1000,
-    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads per process.")] = None,
+    metrics_n: Annotated[
+        int, typer.Option("--metrics-n", help="Images per side for FID/KID.")
+    ] = DEFAULTS.metrics_n,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="CPU threads per process.")
+    ] = DEFAULTS.threads,
     device: Annotated[
         str | None, typer.Option("--device", help="cpu or cuda (default: cuda if available).")
-    ] = None,
+    ] = DEFAULTS.device,
 ) -> None:
     """Train StyleGAN2-ADA from scratch, fine-tune a checkpoint, or continue a run.
 
@@ -71,9 +98,9 @@ def train_command(
     --freeze-d 4 --aug ada.  Several processes: torchrun --nproc_per_node 2 -m stylesurv gan train ...
     """
     from stylesurv.core.console import info
-    from stylesurv.gan.train import TrainOptions, train
+    from stylesurv.gan.train import train
 
-    options = TrainOptions(
+    options = TrainConfig(
         data=str(data),
         out=str(out),
         cfg=cfg,
@@ -98,7 +125,7 @@ def train_command(
         threads=threads,
         device=device,
     )
-    result = train(options)
+    result = train(options, names=FLAGS)
     info(f"trained to {result.nimg / 1000:.1f} kimg; latest snapshot {result.snapshot}")
 
 

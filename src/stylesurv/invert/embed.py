@@ -15,8 +15,8 @@ import hashlib
 import io
 import json
 import shutil
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from torch import nn
 from stylesurv.core import aligned
 from stylesurv.core.aligned import FACE_LABEL, LANDMARKS_FILE, mask_file, photo_file, read_mask, read_photo
 from stylesurv.core.atomic import write_bytes_atomic, write_json_atomic
+from stylesurv.core.config import FieldNames
 from stylesurv.core.console import make_progress, warn
 from stylesurv.core.errors import InputError
 from stylesurv.core.hashing import hash_config, sha256_file
@@ -37,7 +38,7 @@ from stylesurv.gan.stylespace import styles_from_codes
 from stylesurv.invert.encoder import Encoder, check_encoder_matches
 from stylesurv.invert.losses import LossWeights, LpipsVgg16, ReconstructionLoss
 from stylesurv.invert.metrics import IDENTITY_MIN_RESOLUTION, identity_similarity, reconstruction_metrics
-from stylesurv.invert.project import ProjectConfig, project, w_std_estimate
+from stylesurv.invert.project import SPACES, ProjectConfig, project, w_std_estimate
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,29 @@ class EmbedConfig:
 
     project: ProjectConfig = field(default_factory=ProjectConfig)
     losses: LossWeights = field(default_factory=LossWeights)
-    batch: int = 16  # images per chunk (and per optimisation batch)
-    seed: int = 0  # run seed; image i's seed is derived from it and the patient id
+    batch: int = (
+        0  # images per chunk (and per optimisation batch); 0: auto_batch (the codes do not depend on it)
+    )
+    seed: int = 0  # run seed; image i's seed is derived from it and the patient id (in a run: the run's)
     use_masks: bool = True  # weight the loss by masks/<pid>.png and report face metrics when present
     identity: bool = True  # dlib identity similarity when R >= 150 and landmarks.csv is present
+
+    def validate(self, names: Mapping[str, str] | None = None) -> EmbedConfig:
+        """Self, or an InputError naming the first bad field (``embed.project.steps``; or as ``names``)."""
+        name = FieldNames("embed", names)
+        if self.project.space not in SPACES:
+            raise InputError(
+                f"{name('project.space')} must be one of {', '.join(SPACES)}, not {self.project.space!r}"
+            )
+        if self.project.steps < 0:
+            raise InputError(f"{name('project.steps')} must not be negative, got {self.project.steps}")
+        if self.batch < 0:
+            raise InputError(f"{name('batch')} must not be negative (0: auto), got {self.batch}")
+        return self
+
+    def for_generator(self, generator: nn.Module) -> EmbedConfig:
+        """Self with an "auto" batch (0) sized for ``generator`` on its device (:func:`auto_batch`)."""
+        return self if self.batch else replace(self, batch=auto_batch(generator, self.losses))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -278,8 +298,8 @@ def embed_folder(
             module.to(world.device).eval().requires_grad_(False)
     if networks.encoder is not None:
         check_encoder_matches(networks.encoder, G, "--encoder")
-    if config.batch < 1:
-        raise InputError("--batch must be at least 1")
+    config.validate()
+    config = config.for_generator(G)
     pids = usable_patients(aligned_dir)
     landmarks = None
     if config.identity and G.img_resolution >= IDENTITY_MIN_RESOLUTION:

@@ -26,6 +26,18 @@ from stylesurv import __version__
 from stylesurv.core.aligned import QC_FILE, patient_file, read_qc
 from stylesurv.core.errors import InputError
 from stylesurv.explain.direction import GROUP_RESOLUTIONS
+from stylesurv.explain.result import (
+    SUMMARY_FILE,
+    AttributionSummary,
+    ExplainResult,
+    FaceSubspaceRefit,
+    FaceSubspaceSummary,
+    NuisanceRemoval,
+    OrthogonalSummary,
+    PatternSummary,
+    RefitScore,
+    load_explain_result,
+)
 from stylesurv.report import plots
 
 MAX_QC_ROWS = 100
@@ -137,11 +149,11 @@ def qc_section(run: Path) -> tuple[list[tuple[str, int]], list[dict[str, str]], 
     return counts, rows, max(len(bad) - MAX_QC_ROWS, 0)
 
 
-def photo_pairs_section(run: Path, explain: dict[str, Any] | None) -> list[dict[str, Any]] | None:
+def photo_pairs_section(run: Path, explain: ExplainResult | None) -> list[dict[str, Any]] | None:
     """Aligned photo next to its reconstruction for the patients that explain rendered."""
     if explain is None:
         return None
-    recon = explain.get("images", {}).get("recon", {})
+    recon = explain.images.recon
     metrics = _latent_metrics(run / "embed" / "latents.npz")
     pairs = []
     for pid in list(recon)[:MAX_PHOTO_PAIRS]:
@@ -167,57 +179,43 @@ def _latent_metrics(path: Path) -> dict[str, dict[str, str]]:
     }
 
 
-def _ci(entry: Any) -> tuple[float | None, float | None, float | None, float | None]:
-    """(estimate, sd, ci_low, ci_high) of a metric entry: a number, or a dict with mean/sd/ci fields."""
-    if isinstance(entry, int | float):
-        return float(entry), None, None, None
-    if not isinstance(entry, dict):
-        return None, None, None, None
-    est = entry.get("mean", entry.get("estimate", entry.get("value")))
-    ci = entry.get("ci") or entry.get("ci95")
-    low = entry.get("ci_low", ci[0] if isinstance(ci, list | tuple) and len(ci) == 2 else None)
-    high = entry.get("ci_high", ci[1] if isinstance(ci, list | tuple) and len(ci) == 2 else None)
-    return est, entry.get("sd"), low, high
+def _metric_cell(row: pd.Series) -> dict[str, Any]:
+    """A CV summary row (mean, sd, ci_low, ci_high) as the table's text and the forest plot's numbers."""
+    finite = {k: float(row[k]) if np.isfinite(row[k]) else None for k in ("mean", "sd", "ci_low", "ci_high")}
+    low, high = finite["ci_low"], finite["ci_high"]
+    text = _fmt(finite["mean"]) + (f" ± {_fmt(finite['sd'])}" if finite["sd"] is not None else "")
+    text += f" [{_fmt(low)}, {_fmt(high)}]" if low is not None and high is not None else ""
+    return {"text": text, "estimate": finite["mean"], "low": low, "high": high}
 
 
 def models_section(run: Path) -> tuple[list[dict[str, Any]], list[str], dict[str, pd.DataFrame]]:
-    """Per model folder under fit/: its CV metrics (with CIs) and out-of-fold risk table."""
+    """Per model bundle under fit/ (a folder with cv_results.json): its CV metrics (with CIs) and
+    out-of-fold risk table."""
+    from stylesurv.survival.bundle import CV_RESULTS, load_cv_results
+
     models, names, oof = [], [], {}
     fit = run / "fit"
     for folder in sorted(p for p in fit.iterdir() if p.is_dir()) if fit.is_dir() else []:
-        cv = _read_json(folder / "cv_results.json")
-        if cv is not None:
-            row: dict[str, Any] = {"name": folder.name, "metrics": {}}
-            for metric, entry in _metric_entries(cv):
-                est, sd, low, high = _ci(entry)
-                if est is None:
-                    continue
-                if metric not in names:
-                    names.append(metric)
-                text = _fmt(est) + (f" ± {_fmt(sd)}" if sd is not None else "")
-                text += f" [{_fmt(low)}, {_fmt(high)}]" if low is not None and high is not None else ""
-                row["metrics"][metric] = {"text": text, "estimate": est, "low": low, "high": high}
-            models.append(row)
-        oof_path = folder / "oof_risk.csv"
-        if oof_path.is_file():
-            frame = pd.read_csv(oof_path, dtype={"patient_id": str})
-            missing = {"time", "event", "risk"} - set(frame.columns)
+        if not (folder / CV_RESULTS).is_file():
+            continue
+        cv = load_cv_results(folder)
+        row: dict[str, Any] = {"name": folder.name, "metrics": {}}
+        for metric, entry in cv.summary.iterrows():
+            if not np.isfinite(entry["mean"]):
+                continue
+            if metric not in names:
+                names.append(str(metric))
+            row["metrics"][str(metric)] = _metric_cell(entry)
+        models.append(row)
+        if len(cv.oof):
+            missing = {"time", "event", "risk"} - set(cv.oof.columns)
             if missing:
                 raise InputError(
-                    f"{oof_path}: missing column(s) {', '.join(sorted(missing))}; re-run `stylesurv fit`"
+                    f"{folder}/oof_risk.csv: missing column(s) {', '.join(sorted(missing))}; "
+                    "re-run `stylesurv fit`"
                 )
-            oof[folder.name] = _per_patient_risk(frame.dropna(subset=["time", "event", "risk"]))
+            oof[folder.name] = _per_patient_risk(cv.oof.dropna(subset=["time", "event", "risk"]))
     return models, names, oof
-
-
-def _metric_entries(cv: dict[str, Any]) -> list[tuple[str, Any]]:
-    """(metric, entry) pairs of cv_results.json: its ``summary`` records (metric, mean, sd, ci_low, ci_high)
-    or a ``metrics`` mapping."""
-    summary = cv.get("summary")
-    if isinstance(summary, list):
-        return [(str(r["metric"]), r) for r in summary if isinstance(r, dict) and "metric" in r]
-    metrics = cv.get("metrics")
-    return [(str(k), v) for k, v in metrics.items()] if isinstance(metrics, dict) else []
 
 
 def _per_patient_risk(frame: pd.DataFrame) -> pd.DataFrame:
@@ -236,7 +234,7 @@ def _per_patient_risk(frame: pd.DataFrame) -> pd.DataFrame:
 def _harrell_entry(row: dict[str, Any]) -> dict[str, Any] | None:
     """The model's pooled out-of-fold Harrell C (which has a CI), else its mean fold Harrell C."""
     metrics = row["metrics"]
-    for key in ("oof_harrell_c", "harrell_c", "c_index"):
+    for key in ("oof_harrell_c", "harrell_c"):
         if key in metrics:
             return metrics[key]
     return None
@@ -265,7 +263,8 @@ def collect(run_dir: str | Path, no_photos: bool = False) -> ReportData:
     else:
         data.qc_counts, data.qc_rows, data.qc_more = qc
 
-    explain = _read_json(run / "explain" / "summary.json")
+    has_explain = (run / "explain" / SUMMARY_FILE).is_file()
+    explain = load_explain_result(run / "explain") if has_explain else None
     if not no_photos:
         data.photo_pairs = photo_pairs_section(run, explain)
         if data.photo_pairs is None:
@@ -294,57 +293,58 @@ def collect(run_dir: str | Path, no_photos: bool = False) -> ReportData:
     return data
 
 
-def explain_section(folder: Path, summary: dict[str, Any], no_photos: bool) -> dict[str, Any]:
+def explain_section(folder: Path, result: ExplainResult, no_photos: bool) -> dict[str, Any]:
     """The explain outputs ready for the template: images as data URIs, numbers formatted."""
-    images = summary.get("images", {})
 
-    def inline(key: str) -> str | None:
-        name = images.get(key)
-        return image_uri(folder / Path(name).name) if isinstance(name, str) else None
+    def inline(name: str | None) -> str | None:
+        return image_uri(folder / Path(name).name) if name is not None else None
 
+    images, attribution = result.images, result.attribution
     section: dict[str, Any] = {
-        "summary": summary,
-        "edit_mean": inline("edit_mean"),
-        "edit_mean_gif": inline("edit_mean_gif"),
-        "edit_patients": None if no_photos else inline("edit_patients"),
-        "alphas": ", ".join(f"{a:+g}" for a in summary.get("alphas", [])),
-        "patients": [] if no_photos else summary.get("patients", []),
+        "result": result,
+        "headline": result.table(),
+        "edit_mean": inline(images.edit_mean),
+        "edit_mean_gif": inline(images.edit_mean_gif),
+        "edit_patients": None if no_photos else inline(images.edit_patients),
+        "edit_pattern": inline(images.edit_pattern),
+        "edit_face_local": inline(images.edit_face_local),
+        "alphas": ", ".join(f"{a:+g}" for a in result.alphas),
+        "patients": [] if no_photos else list(result.patients),
         "attribution_png": None,
+        "layer_groups": [],
     }
-    attribution = summary.get("attribution")
-    if isinstance(attribution, dict) and attribution.get("regions"):
-        section["attribution_png"] = data_uri(plots.attribution_figure(attribution), "image/png")
-        section["attribution_rows"] = attribution_rows(attribution)
-        section["attribution_headline"] = attribution_headline(attribution)
-        section["margin_definition"] = _dig(attribution, "face_with_margin", "definition")
-        step = attribution.get("step_sd")
-        section["attribution_step"] = f"{step:g}" if isinstance(step, int | float) else "–"
-        section["attribution_patients"] = _fmt(attribution.get("n_patients"))
-        section["attribution_random"] = _fmt(attribution.get("n_random"))
-    section["layer_groups"] = layer_group_rows(attribution if isinstance(attribution, dict) else {})
-    section["orthogonal"] = orthogonal_section(summary.get("nuisance_orthogonal"), attribution)
-    section["pattern"] = pattern_section(summary.get("pattern"), attribution)
-    section["edit_pattern"] = inline("edit_pattern")
+    if attribution is not None and attribution.regions:
+        margin = attribution.face_with_margin
+        section.update(
+            attribution_png=data_uri(plots.attribution_figure(attribution), "image/png"),
+            attribution_rows=attribution_rows(attribution),
+            attribution_headline=attribution_headline(attribution),
+            margin_definition=margin.definition if margin is not None else None,
+            attribution_step=f"{attribution.step_sd:g}",
+            attribution_patients=_fmt(attribution.n_patients),
+            attribution_random=_fmt(attribution.n_random),
+            layer_groups=layer_group_rows(attribution),
+        )
+    section["orthogonal"] = orthogonal_section(result.nuisance_orthogonal, attribution)
+    section["pattern"] = pattern_section(result.pattern, attribution)
     section["face_subspace"] = face_subspace_section(
-        summary.get("face_subspace"), summary.get("face_subspace_refit"), attribution
+        result.face_subspace, result.face_subspace_refit, attribution
     )
-    section["edit_face_local"] = inline("edit_face_local")
-    probes = summary.get("probes") or {}
-    section["probe_source"] = probes.get("source", "")
+    probes = result.probes
+    section["probe_source"] = probes.source if probes is not None else ""
     section["probe_rows"] = [
         {
-            "name": p["name"],
-            "source": {"photo": "aligned photo", "truth": "true factor"}.get(p.get("source", ""), ""),
-            "r2": _fmt(p["r2_cv"]),
-            "cosine": _fmt(p["cosine"]),
-            "n": p["n"],
+            "name": p.name,
+            "source": {"photo": "aligned photo", "truth": "true factor"}.get(p.source, ""),
+            "r2": _fmt(p.r2_cv),
+            "cosine": _fmt(p.cosine),
+            "n": p.n,
         }
-        for p in probes.get("items", [])
+        for p in (probes.items if probes is not None else ())
     ]
-    section["truth_rows"] = [(k, _fmt(v)) for k, v in (summary.get("truth_correlations") or {}).items()]
-    section["remove"] = summary.get("remove_nuisance")
-    direction = summary.get("direction", {})
-    weights = direction.get("group_weights") or {}
+    section["truth_rows"] = [(k, _fmt(v)) for k, v in (result.truth_correlations or {}).items()]
+    section["remove"] = remove_section(result.remove_nuisance, bool(result.adjusted_for))
+    weights = result.direction.group_weights
     section["group_rows"] = [(k, _fmt(weights[k])) for k in GROUP_RESOLUTIONS if k in weights]
     return section
 
@@ -358,73 +358,61 @@ REGION_MEANINGS = {
 }
 
 
-def _dig(mapping: Any, *keys: str) -> Any:
-    """``mapping[k1][k2]...``, or None where a level is missing or not a mapping (older runs)."""
-    for key in keys:
-        if not isinstance(mapping, dict):
-            return None
-        mapping = mapping.get(key)
-    return mapping
+def _random_text(mean: float | None, sd: float | None) -> str:
+    return _fmt(mean) + (f" ± {_fmt(sd)}" if sd is not None else "")
 
 
-def _margin_label(attribution: dict[str, Any]) -> str:
-    margin = attribution.get("face_margin_px")
-    return f"face + {margin:g} px margin" if isinstance(margin, int | float) else "face + margin"
+def _of_d(value: float | None) -> str:
+    """The sentence ending that quotes d's own number, when there is one."""
+    return f" (d: {_fmt(value)})." if value is not None else "."
 
 
-def _random_text(mean: Any, sd: Any) -> str:
-    return _fmt(mean) + (f" ± {_fmt(sd)}" if isinstance(sd, int | float) else "")
-
-
-def attribution_rows(attribution: dict[str, Any]) -> list[dict[str, str]]:
+def attribution_rows(attribution: AttributionSummary) -> list[dict[str, str]]:
     """Per region (and the face with its margin, right after the face): what it is and its three shares."""
     rows = []
-    for region in attribution.get("regions", []):
+    for region in attribution.regions:
         rows.append(
             {
-                "region": str(region),
-                "meaning": REGION_MEANINGS.get(str(region), "Share of the change in this mask region."),
-                "health": _fmt(_dig(attribution, "health", region)),
+                "region": region,
+                "meaning": REGION_MEANINGS.get(region, "Share of the change in this mask region."),
+                "health": _fmt(attribution.health.get(region)),
                 "random": _random_text(
-                    _dig(attribution, "random_mean", region), _dig(attribution, "random_sd", region)
+                    attribution.random_mean.get(region), attribution.random_sd.get(region)
                 ),
-                "area": _fmt(_dig(attribution, "area", region)),
+                "area": _fmt(attribution.area.get(region)),
             }
         )
-        wide = attribution.get("face_with_margin")
-        if region == "face" and isinstance(wide, dict):
+        wide = attribution.face_with_margin
+        if region == "face" and wide is not None:
             rows.append(
                 {
-                    "region": _margin_label(attribution),
+                    "region": plots.margin_label(attribution),
                     "meaning": "Share of the change on the face mask widened by the margin, so that a "
                     "moving face contour counts as face.",
-                    "health": _fmt(wide.get("health")),
-                    "random": _random_text(wide.get("random_mean"), wide.get("random_sd")),
-                    "area": _fmt(wide.get("area")),
+                    "health": _fmt(wide.health),
+                    "random": _random_text(wide.random_mean, wide.random_sd),
+                    "area": _fmt(wide.area),
                 }
             )
     return rows
 
 
-def attribution_headline(attribution: dict[str, Any]) -> list[str]:
+def attribution_headline(attribution: AttributionSummary) -> list[str]:
     """The face shares in one plain sentence each: the strict face mask, then the face with its margin."""
     lines = []
-    face = _dig(attribution, "health", "face")
-    if isinstance(face, int | float):
-        random = _random_text(
-            _dig(attribution, "random_mean", "face"), _dig(attribution, "random_sd", "face")
-        )
+    if "face" in attribution.health:
+        random = _random_text(attribution.random_mean.get("face"), attribution.random_sd.get("face"))
         lines.append(
-            f"Face mask: {_fmt(face)} of the image change along the health direction falls inside it "
-            f"(random directions: {random}); the face is {_fmt(_dig(attribution, 'area', 'face'))} of the "
-            "image area."
+            f"Face mask: {_fmt(attribution.health['face'])} of the image change along the health direction "
+            f"falls inside it (random directions: {random}); the face is "
+            f"{_fmt(attribution.area.get('face'))} of the image area."
         )
-    wide = attribution.get("face_with_margin")
-    if isinstance(wide, dict):
-        random = _random_text(wide.get("random_mean"), wide.get("random_sd"))
+    wide = attribution.face_with_margin
+    if wide is not None:
+        random = _random_text(wide.random_mean, wide.random_sd)
         lines.append(
-            f"{_margin_label(attribution).capitalize()}: {_fmt(wide.get('health'))} of the change falls "
-            f"inside it (random directions: {random}); it is {_fmt(wide.get('area'))} of the image area."
+            f"{plots.margin_label(attribution).capitalize()}: {_fmt(wide.health)} of the change falls "
+            f"inside it (random directions: {random}); it is {_fmt(wide.area)} of the image area."
         )
     return lines
 
@@ -435,43 +423,53 @@ def _group_layers(low: int | None, high: int | None) -> str:
     return f"{low}–{high} px" if high < GROUP_RESOLUTIONS["fine"][1] else f"{low} px and up"
 
 
-def layer_group_rows(attribution: dict[str, Any]) -> list[dict[str, str]]:
+def layer_group_rows(attribution: AttributionSummary) -> list[dict[str, str]]:
     """Per W+ layer group (coarse, middle, fine first): its share of |d|^2, of the change energy and the
     face shares of its part of the edit; empty for W codes and older runs."""
-    groups = attribution.get("groups")
-    if not isinstance(groups, dict):
-        return []
+    groups = attribution.groups or {}
     names = [k for k in GROUP_RESOLUTIONS if k in groups] + [k for k in groups if k not in GROUP_RESOLUTIONS]
     rows = []
     for name in names:
-        group = groups[name] if isinstance(groups[name], dict) else {}
+        group = groups[name]
         low, high = GROUP_RESOLUTIONS.get(name, (None, None))
         rows.append(
             {
-                "name": str(name),
+                "name": name,
                 "layers": _group_layers(low, high),
-                "weight": _fmt(group.get("weight")),
-                "energy": _fmt(group.get("energy_share")),
-                "face": _fmt(_dig(group, "health", "face")),
-                "face_margin": _fmt(group.get("face_with_margin")),
+                "weight": _fmt(group.weight),
+                "energy": _fmt(group.energy_share),
+                "face": _fmt(group.shares.health.get("face")),
+                "face_margin": _fmt(group.shares.face_with_margin),
             }
         )
     return rows
 
 
-def pattern_section(pattern: Any, attribution: Any) -> dict[str, Any] | None:
+def _d_face(attribution: AttributionSummary | None) -> float | None:
+    """d's own strict face share, to quote next to another direction's."""
+    return attribution.health.get("face") if attribution is not None else None
+
+
+def _d_face_margin(attribution: AttributionSummary | None) -> float | None:
+    margin = attribution.face_with_margin if attribution is not None else None
+    return margin.health if margin is not None else None
+
+
+def pattern_section(
+    pattern: PatternSummary | None, attribution: AttributionSummary | None
+) -> dict[str, Any] | None:
     """The covariance-weighted direction next to d: cosine, truth correlation and where its edit lands."""
-    if not isinstance(pattern, dict):
+    if pattern is None:
         return None
     rows = [
         (
             "cosine of the pattern with d",
-            _fmt(pattern.get("cosine_with_d")),
+            _fmt(pattern.cosine_with_d),
             "How close the pattern is to the model's own direction d (1: the same direction).",
         )
     ]
-    truth = pattern.get("truth_correlations")
-    if isinstance(truth, dict) and "lp_face" in truth:
+    truth = pattern.truth_correlations or {}
+    if "lp_face" in truth:
         rows.append(
             (
                 "pattern: r with the true facial risk",
@@ -479,150 +477,143 @@ def pattern_section(pattern: Any, attribution: Any) -> dict[str, Any] | None:
                 "Correlation of its attribute with the synthetic world's true facial risk (in sample).",
             )
         )
-    own = pattern.get("attribution")
-    if isinstance(own, dict):
+    own = pattern.attribution
+    if own is not None:
+        d_background = attribution.health.get("background") if attribution is not None else None
         for label, value, of_d, meaning in (
-            ("pattern: face share", _dig(own, "health", "face"), _dig(attribution, "health", "face"),
+            ("pattern: face share", own.health.get("face"), _d_face(attribution),
              "Share of the image change along the pattern inside the face mask"),
-            ("pattern: face share with margin", own.get("face_with_margin"),
-             _dig(attribution, "face_with_margin", "health"),
+            ("pattern: face share with margin", own.face_with_margin, _d_face_margin(attribution),
              "The same inside the face mask widened by the contour margin"),
-            ("pattern: background share", _dig(own, "health", "background"),
-             _dig(attribution, "health", "background"),
+            ("pattern: background share", own.health.get("background"), d_background,
              "Share of the change in the background"),
         ):  # fmt: skip
-            rows.append(
-                (label, _fmt(value), meaning + (f" (d: {_fmt(of_d)})." if isinstance(of_d, float) else "."))
-            )
-    definition = pattern.get("definition")
-    return {"rows": rows, "definition": definition if isinstance(definition, str) else None}
+            rows.append((label, _fmt(value), meaning + _of_d(of_d)))
+    return {"rows": rows, "definition": pattern.definition}
 
 
 FACE_REFIT_ROWS = (
-    ("all", "all of the codes"),
+    ("whole", "all of the codes"),
     ("face", "the face subspace only"),
     ("rest", "everything but the face subspace"),
 )
 
 
-def face_subspace_section(found: Any, refit: Any, attribution: Any) -> dict[str, Any] | None:
+def _refit_row(score: RefitScore) -> dict[str, str]:
+    return {
+        "c": _fmt(score.c_index),
+        "latent_c": _fmt(score.c_index_latent),
+        "r": _fmt(score.r_lp_face),
+        "share": _fmt(score.face_share),
+    }
+
+
+def face_subspace_section(
+    found: FaceSubspaceSummary | None, refit: FaceSubspaceRefit | None, attribution: AttributionSummary | None
+) -> dict[str, Any] | None:
     """The face subspace: its size, the face-local direction's cosine with d and face share, the model
     refitted on the codes inside and outside it, and the refits inside it at several thresholds."""
-    if not isinstance(found, dict):
+    if found is None:
         return None
-    threshold = _fmt(found.get("threshold"), 2)
     rows = [
         (
             "directions in the face subspace",
-            f"{_fmt(found.get('dim'))} of {_fmt(found.get('n_components'))}",
-            f"Principal directions of the codes (recombined) whose image change lies at least {threshold} "
-            f"inside the face masks of {_fmt(found.get('n_patients'))} patients.",
+            f"{_fmt(found.dim)} of {_fmt(found.n_components)}",
+            f"Principal directions of the codes (recombined) whose image change lies at least "
+            f"{_fmt(found.threshold, 2)} inside the face masks of {_fmt(found.n_patients)} patients.",
         ),
         (
             "cosine of the face-local direction with d",
-            _fmt(found.get("cosine_with_d")),
+            _fmt(found.cosine_with_d),
             "How much of the model's direction d lies in the face subspace (1: all of it).",
         ),
     ]
-    own = found.get("attribution")
-    if isinstance(own, dict):
-        of_d = _dig(attribution, "health", "face")
+    if found.attribution is not None:
         rows.append(
             (
                 "face-local direction: face share",
-                _fmt(_dig(own, "health", "face")),
+                _fmt(found.attribution.health.get("face")),
                 "Share of its image change inside the face mask, on the attribution patients"
-                + (f" (d: {_fmt(of_d)})." if isinstance(of_d, float) else "."),
+                + _of_d(_d_face(attribution)),
             )
         )
-    table = []
-    if isinstance(refit, dict):
+    table, curve = [], []
+    if refit is not None:
         for key, name in FACE_REFIT_ROWS:
-            if f"c_index_{key}" in refit:
-                table.append(
-                    {
-                        "name": name,
-                        "c": _fmt(refit[f"c_index_{key}"]),
-                        "latent_c": _fmt(refit.get(f"c_index_latent_{key}")),
-                        "r": _fmt(refit.get(f"r_lp_face_{key}")),
-                        "share": _fmt(refit.get(f"face_share_{key}")),
-                    }
-                )
-    curve = [
-        {
-            "threshold": _fmt(point.get("threshold"), 2),
-            "dim": _fmt(point.get("dim")),
-            "c": _fmt(point.get("c_index")),
-            "latent_c": _fmt(point.get("c_index_latent")),
-            "r": _fmt(point.get("r_lp_face")),
-            "share": _fmt(point.get("face_share")),
-        }
-        for point in ((refit.get("curve") or []) if isinstance(refit, dict) else [])
-        if isinstance(point, dict)
-    ]
-    definition = found.get("definition")
+            score = getattr(refit, key)
+            if score is not None:
+                table.append({"name": name, **_refit_row(score)})
+        curve = [
+            {"threshold": _fmt(point.threshold, 2), "dim": _fmt(point.dim), **_refit_row(point.score)}
+            for point in refit.curve
+        ]
     return {
         "rows": rows,
         "refit": table,
         "curve": curve,
-        "refit_info": refit if isinstance(refit, dict) else None,
+        "refit_info": refit.refit if refit is not None else None,
         "has_r": any(row["r"] != "–" for row in table + curve),
         "has_share": any(row["share"] != "–" for row in table + curve),
-        "definition": definition if isinstance(definition, str) else None,
+        "definition": found.definition,
     }
 
 
-def orthogonal_section(orthogonal: Any, attribution: Any) -> dict[str, Any] | None:
+def orthogonal_section(
+    orthogonal: OrthogonalSummary | None, attribution: AttributionSummary | None
+) -> dict[str, Any] | None:
     """The direction with the nuisance probes' span projected out: numbers with one sentence each."""
-    if not isinstance(orthogonal, dict):
+    if orthogonal is None:
         return None
-    count = orthogonal.get("n_directions")
-    min_r2 = orthogonal.get("min_r2")
-    threshold = f" (probes with CV R² ≥ {_fmt(min_r2, 2)})" if isinstance(min_r2, int | float) else ""
     rows = [
         (
             "nuisance directions projected out",
-            _fmt(count),
-            f"How many independent nuisance-probe directions{threshold} were removed from d.",
+            _fmt(orthogonal.n_directions),
+            f"How many independent nuisance-probe directions (probes with CV R² ≥ "
+            f"{_fmt(orthogonal.min_r2, 2)}) were removed from d.",
         ),
         (
             "share of d removed",
-            _fmt(orthogonal.get("removed_share")),
+            _fmt(orthogonal.removed_share),
             "The part of d's squared length that lay along those directions (0: d reads no nuisance).",
         ),
         (
             "cosine with d",
-            _fmt(orthogonal.get("cosine_with_d")),
+            _fmt(orthogonal.cosine_with_d),
             "How close the cleaned direction is to d (1: the same direction).",
         ),
     ]
-    own = orthogonal.get("attribution")
-    if isinstance(own, dict):
-        d_face = _dig(attribution, "health", "face")
-        d_wide = _dig(attribution, "face_with_margin", "health")
+    own = orthogonal.attribution
+    if own is not None:
         rows.append(
             (
                 "face share of its change",
-                _fmt(_dig(own, "health", "face")),
+                _fmt(own.health.get("face")),
                 "Share of the image change along the cleaned direction inside the face mask"
-                + (f" (d: {_fmt(d_face)})." if isinstance(d_face, int | float) else "."),
+                + _of_d(_d_face(attribution)),
             )
         )
-        if "face_with_margin" in own:
-            rows.append(
-                (
-                    "face share with margin",
-                    _fmt(own.get("face_with_margin")),
-                    "The same inside the face mask widened by the contour margin"
-                    + (f" (d: {_fmt(d_wide)})." if isinstance(d_wide, int | float) else "."),
-                )
+        rows.append(
+            (
+                "face share with margin",
+                _fmt(own.face_with_margin),
+                "The same inside the face mask widened by the contour margin"
+                + _of_d(_d_face_margin(attribution)),
             )
-    definition = orthogonal.get("definition")
-    cosine = orthogonal.get("cosine_with_d")
+        )
+    return {"rows": rows, "definition": orthogonal.definition, "none_left": orthogonal.cosine_with_d < 1e-6}
+
+
+def remove_section(removal: NuisanceRemoval | None, adjusted: bool) -> dict[str, Any] | None:
+    """The model refitted with and without the nuisance directions: rows and which columns they have."""
+    if removal is None:
+        return None
+    scores = (("plain codes", removal.plain), ("codes without nuisance directions", removal.removed))
     return {
-        "rows": rows,
-        "definition": definition if isinstance(definition, str) else None,
-        "none_left": isinstance(cosine, int | float) and cosine < 1e-6,
+        "removal": removal,
+        "rows": [{"name": name, **_refit_row(score)} for name, score in scores],
+        # the face part of the model alone differs from the whole model only when it is adjusted
+        "has_latent": adjusted and removal.plain.c_index_latent is not None,
+        "has_r": removal.plain.r_lp_face is not None,
     }
 
 

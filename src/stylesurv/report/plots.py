@@ -7,10 +7,12 @@ panels carry the numbers at risk under the curves (lifelines) and the log-rank p
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from stylesurv.explain.result import AttributionSummary
 
 RISK_GROUPS = {2: ["lower risk", "higher risk"], 3: ["low risk", "middle risk", "high risk"]}
 _COLOURS = ["#2a9d8f", "#e9c46a", "#e76f51"]
@@ -79,41 +81,30 @@ def km_figure(
     return _png(fig), p_values
 
 
-def _number(value: Any) -> float:
-    """A finite float, or NaN for anything else (missing keys, strings, None)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return float("nan")
-    return number if np.isfinite(number) else float("nan")
+def margin_label(attribution: AttributionSummary) -> str:
+    """The name of the face-with-margin region, e.g. "face + 2 px margin"."""
+    margin = attribution.face_margin_px
+    return f"face + {margin:g} px margin" if margin is not None else "face + margin"
 
 
-def attribution_bars(attribution: Mapping[str, Any]) -> list[tuple[str, float, float, float, float]]:
+def attribution_bars(attribution: AttributionSummary) -> list[tuple[str, float, float, float, float]]:
     """(label, health direction, random mean, random SD, share of pixels) per bar group of the figure.
 
     The mask regions in their order, with the face-with-margin region right after the strict face when the
-    summary has it (older runs do not); values that are missing or not numbers become NaN.
+    summary has it (older runs do not); a region missing from a mapping is NaN.
     """
-
-    def share(key: str, region: str) -> float:
-        values = attribution.get(key)
-        return _number(values.get(region)) if isinstance(values, Mapping) else float("nan")
-
+    nan = float("nan")
     bars = []
-    for region in attribution.get("regions", []):
-        region = str(region)
-        values = [share(key, region) for key in ("health", "random_mean", "random_sd", "area")]
-        bars.append((region, *values))
-        wide = attribution.get("face_with_margin")
-        if region == "face" and isinstance(wide, Mapping):
-            margin = attribution.get("face_margin_px")
-            label = f"face + {margin:g} px margin" if isinstance(margin, int | float) else "face + margin"
-            keys = ("health", "random_mean", "random_sd", "area")
-            bars.append((label, *(_number(wide.get(key)) for key in keys)))
+    for region in attribution.regions:
+        values = (attribution.health, attribution.random_mean, attribution.random_sd, attribution.area)
+        bars.append((region, *(found.get(region, nan) for found in values)))
+        wide = attribution.face_with_margin
+        if region == "face" and wide is not None:
+            bars.append((margin_label(attribution), wide.health, wide.random_mean, wide.random_sd, wide.area))
     return bars
 
 
-def attribution_figure(attribution: Mapping[str, Any]) -> bytes:
+def attribution_figure(attribution: AttributionSummary) -> bytes:
     """Bars of the share of image-change energy per region: health direction, random directions, area.
 
     The face with its contour margin stands next to the strict face; every bar carries its value.
@@ -131,7 +122,7 @@ def attribution_figure(attribution: Mapping[str, Any]) -> bytes:
             0.27,
             yerr=rand_sd,
             capsize=3,
-            label=f"random directions (n={attribution.get('n_random', '?')})",
+            label=f"random directions (n={attribution.n_random})",
             color="#8d99ae",
         ),
         ax.bar(x + 0.27, area, 0.27, label="share of the image area", color="#d9d9d9"),
@@ -144,9 +135,8 @@ def attribution_figure(attribution: Mapping[str, Any]) -> bytes:
     ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("share of pixel-change energy")
     ax.set_xlabel("image region (from the face masks)")
-    step = attribution.get("step_sd")
-    what = f"a {step:g}-SD step" if isinstance(step, int | float) else "a step along the direction"
-    ax.set_title(f"Where {what} changes the image ({attribution.get('n_patients', '?')} patients)")
+    step, n = attribution.step_sd, attribution.n_patients
+    ax.set_title(f"Where a {step:g}-SD step changes the image ({n} patients)")
     ax.legend(frameon=False, ncol=3, loc="upper center", fontsize=8)
     fig.tight_layout()
     return _png(fig)

@@ -18,6 +18,7 @@ from stylesurv.core.errors import InputError
 from stylesurv.core.latents import Latents
 from stylesurv.explain.config import NUISANCE_SOURCES, ExplainConfig
 from stylesurv.explain.outputs import explain_run, find_face_subspace
+from stylesurv.explain.result import ExplainResult, FaceSubspaceRefit, NuisanceRemoval
 from stylesurv.gan.face_subspace import FaceSubspace
 from stylesurv.gan.render import style_space_view
 from stylesurv.studies.refit import (
@@ -68,9 +69,9 @@ class ExplainInputs:
             raise InputError("removing nuisance directions needs the aligned photos or a synthetic truth.csv")
 
 
-def explain_stage(inputs: ExplainInputs, options: ExplainConfig, out: str | Path) -> dict[str, Any]:
+def explain_stage(inputs: ExplainInputs, options: ExplainConfig, out: str | Path) -> ExplainResult:
     """Run every explain step the inputs allow and write the outputs into ``out`` (replaced atomically);
-    return the summary that out/summary.json holds."""
+    return the result that out/summary.json holds."""
     inputs.check()
     model, codes, net, swapped = inputs.bundle, inputs.latents, inputs.generator, inputs.swapped
     if model.spec.space == "styles":  # edits, probes and the face subspace on style codes
@@ -81,17 +82,18 @@ def explain_stage(inputs: ExplainInputs, options: ExplainConfig, out: str | Path
     subspace = inputs.subspace
     if subspace is None and inputs.aligned is not None:
         subspace = find_face_subspace(net, codes, shape, inputs.aligned, options)
-    extra: dict[str, Any] = {}
+    face_refit = removal = None
     if subspace is not None and inputs.outcomes is not None:
         assert inputs.aligned is not None  # a subspace comes with the masks
         meter = face_share_meter(net, codes, shape, inputs.aligned, options)
-        extra["face_subspace_refit"] = face_subspace_evaluation(
+        evaluation = face_subspace_evaluation(
             model, codes, inputs.outcomes, subspace, inputs.truth, seed=options.seed, meter=meter
         )
+        face_refit = FaceSubspaceRefit.from_json(evaluation)
     if inputs.remove_nuisance:
         assert inputs.outcomes is not None  # check() asked for them
         source = None if inputs.remove_nuisance == "auto" else inputs.remove_nuisance
-        extra["remove_nuisance"] = remove_nuisance_evaluation(
+        evaluation = remove_nuisance_evaluation(
             model,
             codes,
             inputs.outcomes,
@@ -101,6 +103,7 @@ def explain_stage(inputs: ExplainInputs, options: ExplainConfig, out: str | Path
             source=source,
             swapped=swapped,
         )
+        removal = NuisanceRemoval.from_json(evaluation)
     return explain_run(
         model,
         net,
@@ -110,6 +113,7 @@ def explain_stage(inputs: ExplainInputs, options: ExplainConfig, out: str | Path
         truth_csv=inputs.truth,
         options=options,
         inputs=inputs.paths,
-        extra=extra,
         subspace=subspace,
+        face_subspace_refit=face_refit,
+        remove_nuisance=removal,
     )

@@ -40,6 +40,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,9 +50,11 @@ import pandas as pd
 
 from stylesurv import __version__
 from stylesurv.core.atomic import atomic_dir, write_json_atomic, write_safetensors_atomic, write_text_atomic
+from stylesurv.core.config import FieldNames
 from stylesurv.core.errors import InputError
 from stylesurv.core.latents import Latents
 from stylesurv.gan.face_subspace import CodeRestriction
+from stylesurv.survival.config import FitConfig
 from stylesurv.survival.data import LATENT_SPACES, FeaturePipeline, FeatureSpec, SurvivalData
 from stylesurv.survival.models import LateFusion, LinearCox, SurvivalModel
 from stylesurv.survival.registry import FIT_KINDS, JOINT_KINDS, KINDS, ModelFactory, restore_model
@@ -346,61 +349,50 @@ def fit_files(
     cohort: str | os.PathLike[str],
     out: str | os.PathLike[str],
     model: str = "coxnet",
-    latents: str | os.PathLike[str] | None = None,
-    clinical: tuple[str, ...] = (),
-    space: str | None = None,
-    wplus_reduce: str = "flatten",
-    pca: int | None = None,
-    folds: int = 5,
-    repeats: int = 1,
-    seed: int = 0,
-    n_permutations: int = 0,
-    aligned: str | os.PathLike[str] | None = None,
-    auc_times: tuple[float, ...] = (),
-    tau: float | None = None,
+    config: FitConfig | None = None,
     fusion: str = "late",
-    l1_ratio: float | None = None,
+    latents: str | os.PathLike[str] | None = None,
+    aligned: str | os.PathLike[str] | None = None,
     generator: str | os.PathLike[str] | None = None,
     face_subspace: str | os.PathLike[str] | None = None,
-    face_threshold: float | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> tuple[CVResults, SurvivalBundle]:
     """What ``stylesurv fit`` does, from files: read the cohort (and latents or photos), CV, write the bundle.
 
-    ``model``: one of MODELS (registry.FIT_KINDS); "clinical" is a Cox model on ``clinical`` alone; an image
-    model with ``clinical`` becomes late fusion (``fusion`` "late") or, for the JOINT_KINDS (coxnet, coxph),
-    one Cox model on the codes and the covariates together with the covariates unpenalised (``fusion``
-    "joint": the latent coefficients, and so the health direction, are adjusted for the covariates).
-    ``l1_ratio`` sets CoxNet's elastic-net mixing (default DEFAULT_L1_RATIO).  ``space`` defaults to the
-    richest W space the latents hold; "styles" fits on the StyleSpace channels, which ``generator`` computes
-    from the codes (else the latents' own); ``pca`` (0 = none) defaults per model (its registry entry's
-    ``default_pca``).  ``auc_times`` (days) and ``tau`` (Uno's C truncation) default to quantiles of the
-    cohort's event times (see metrics.default_times).
-    ``face_subspace`` (a face_subspace.npz of `stylesurv explain`, found in the same latent space, cut at
-    ``face_threshold`` when given) makes the model face-bound: fitted on codes kept to that subspace.
+    ``model``: one of MODELS (registry.FIT_KINDS); "clinical" is a Cox model on ``config.clinical`` alone; an
+    image model with clinical covariates becomes late fusion (``fusion`` "late") or, for the JOINT_KINDS
+    (coxnet, coxph), one Cox model on the codes and the covariates together with the covariates unpenalised
+    (``fusion`` "joint": the latent coefficients, and so the health direction, are adjusted for them).
+    ``config`` (:class:`~stylesurv.survival.config.FitConfig`) says how: features, CV, permutations.  Its
+    "styles" space fits on the StyleSpace channels, which ``generator`` computes from the codes (else the
+    latents' own).  ``face_subspace`` (a face_subspace.npz found in the same latent space, cut at
+    ``config.face_threshold`` when given) makes the model face-bound: fitted on codes kept to that subspace.
+    Errors name the config's fields as ``names`` calls them (a command passes its flags).
     """
     from stylesurv.core.console import info
     from stylesurv.core.hashing import sha256_file
     from stylesurv.core.latents import load_latents
     from stylesurv.survival.data import join_latents, read_cohort_table
 
+    config = (config or FitConfig()).validate(names)
+    name = FieldNames("fit", names)
+    clinical = tuple(config.clinical)
     if model not in MODELS:
-        raise InputError(f"--model must be one of {', '.join(MODELS)}, got {model!r}")
-    if l1_ratio is not None and not 0.0 < l1_ratio <= 1.0:
-        raise InputError(f"--l1-ratio must be in (0, 1] (1 lasso, near 0 ridge), got {l1_ratio}")
+        raise InputError(f"{name('model')} must be one of {', '.join(MODELS)}, got {model!r}")
     if fusion not in FUSIONS:
-        raise InputError(f"--fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
+        raise InputError(f"{name('fusion')} must be one of {', '.join(FUSIONS)}, got {fusion!r}")
     if fusion == "joint" and (model not in JOINT_KINDS or not clinical):
         raise InputError(
-            f"--fusion joint adjusts a linear Cox model ({', '.join(JOINT_KINDS)}) for clinical covariates: "
-            f"give one of them and --clinical (got --model {model}"
-            + (")" if clinical else ", no --clinical)")
+            f"{name('fusion')} joint adjusts a linear Cox model ({', '.join(JOINT_KINDS)}) for clinical "
+            f"covariates: give one of them and {name('clinical')} (got {model}"
+            + (")" if clinical else f", no {name('clinical')})")
         )
     kind = KINDS[model]
     table = read_cohort_table(cohort)
     extra: dict[str, Any] = {"cohort": str(cohort)}
     restriction = None
     if face_subspace is not None and kind.inputs != "latent":
-        raise InputError(f"--face-subspace restricts latent codes; the {model} model has none")
+        raise InputError(f"{name('face_subspace')} restricts latent codes; the {model} model has none")
     if kind.inputs == "clinical":
         spec = FeatureSpec(space="none", clinical=clinical)
         factory = ModelFactory(kind="coxph", clinical_kind="clinical")
@@ -409,7 +401,7 @@ def fit_files(
         from stylesurv.survival.cnn import load_aligned_images
 
         if aligned is None:
-            raise InputError("--model cnn trains on the aligned photos: give --aligned DIR")
+            raise InputError(f"the cnn model trains on the aligned photos: give {name('aligned')}")
         if clinical:
             raise InputError("the CNN baseline is image-only; fuse clinical data with a latent model instead")
         spec = FeatureSpec(space="image")
@@ -418,30 +410,30 @@ def fit_files(
         extra["aligned"] = str(aligned)
     else:
         if latents is None:
-            raise InputError(f"--model {model} fits on latent codes: give --latents FILE")
+            raise InputError(f"the {model} model fits on latent codes: give {name('latents')}")
         codes = load_latents(latents)
         extra["latents_sha256"] = sha256_file(latents)
-        chosen = space or codes.space
+        chosen = config.space or codes.space
         if chosen == "styles" and generator is not None:
             from stylesurv.gan.checkpoint import load_generator
             from stylesurv.gan.stylespace import with_styles
 
             codes = with_styles(codes, load_generator(generator).eval())
             extra["generator_sha256"] = sha256_file(generator)
-        k = kind.default_pca if pca is None else (pca or None)
-        spec = FeatureSpec(space=chosen, wplus_reduce=wplus_reduce, pca=k, clinical=clinical)
+        k = kind.default_pca if config.pca is None else (config.pca or None)
+        spec = FeatureSpec(space=chosen, wplus_reduce=config.wplus_reduce, pca=k, clinical=clinical)
         joined = ("fusion" if fusion == "late" else "joint") if clinical else None
-        options = {"l1_ratio": l1_ratio} if model == "coxnet" and l1_ratio is not None else {}
+        options = {"l1_ratio": config.l1_ratio} if model == "coxnet" else {}
         factory = ModelFactory(kind=model, clinical_kind=joined, options=options)
         data = join_latents(codes, table, chosen, clinical)
         if face_subspace is not None:
             from stylesurv.gan.face_subspace import load_face_subspace
 
-            found = load_face_subspace(face_subspace, face_threshold)
+            found = load_face_subspace(face_subspace, config.face_threshold)
             if found.dim == 0:
                 raise InputError(
                     f"{face_subspace}: no direction reaches the face-share threshold {found.threshold:g}; "
-                    "lower it (--face-threshold)"
+                    f"lower it ({name('face_threshold')})"
                 )
             restriction = found.restriction()
             extra["face_subspace"] = {
@@ -452,7 +444,8 @@ def fit_files(
     info(
         f"fitting {model} on {len(data)} patients ({int(data.event.sum())} events), features {spec.to_dict()}"
     )
-    times = np.asarray(auc_times, dtype=np.float64) if auc_times else None
+    times = np.asarray(config.auc_times, dtype=np.float64) if config.auc_times else None
     return fit_bundle(
-        data, spec, factory, out, folds, repeats, seed, n_permutations, extra, times, tau, restriction
-    )
+        data, spec, factory, out, config.folds, config.repeats, config.seed, config.permutations, extra,
+        times, config.tau, restriction,
+    )  # fmt: skip

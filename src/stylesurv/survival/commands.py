@@ -7,6 +7,17 @@ from typing import Annotated
 
 import typer
 
+from stylesurv.survival.config import FitConfig
+
+DEFAULTS = FitConfig()
+FLAGS = {
+    "model": "--model", "fusion": "--fusion", "clinical": "--clinical", "space": "--space",
+    "wplus_reduce": "--wplus-reduce", "pca": "--pca", "l1_ratio": "--l1-ratio", "folds": "--folds",
+    "repeats": "--repeats", "permutations": "--permutations", "auc_times": "--times", "tau": "--tau",
+    "face_threshold": "--face-threshold", "seed": "--seed", "latents": "--latents", "aligned": "--aligned",
+    "face_subspace": "--face-subspace",
+}  # fmt: skip
+
 
 def fit(
     cohort: Annotated[Path, typer.Option("--cohort", help="Cohort folder holding clinical.csv (outcomes).")],
@@ -32,17 +43,16 @@ def fit(
         ),
     ] = "late",
     l1_ratio: Annotated[
-        float | None,
-        typer.Option("--l1-ratio", help="CoxNet elastic-net mixing: 1 lasso, near 0 ridge (default 0.1)."),
-    ] = None,
+        float, typer.Option("--l1-ratio", help="CoxNet elastic-net mixing: 1 lasso, near 0 ridge.")
+    ] = DEFAULTS.l1_ratio,
     space: Annotated[
-        str | None,
+        str,
         typer.Option(
             "--space",
             help="w | wplus | styles (StyleSpace channels; edits can stay on the face) "
             "(default: the richest W space the latents hold).",
         ),
-    ] = None,
+    ] = DEFAULTS.space,
     generator: Annotated[
         Path | None,
         typer.Option("--generator", help="With --space styles: the generator whose styles to fit on."),
@@ -60,27 +70,27 @@ def fit(
         typer.Option(
             "--face-threshold", help="With --face-subspace: its face-share threshold (default: its own)."
         ),
-    ] = None,
+    ] = DEFAULTS.face_threshold,
     wplus_reduce: Annotated[
         str, typer.Option("--wplus-reduce", help="W+ codes: flatten | groups (layer-group means).")
-    ] = "flatten",
+    ] = DEFAULTS.wplus_reduce,
     pca: Annotated[
         int | None, typer.Option("--pca", help="PCA components of the codes; 0 = none (default per model).")
-    ] = None,
-    folds: Annotated[int, typer.Option("--folds", help="Outer CV folds.")] = 5,
-    repeats: Annotated[int, typer.Option("--repeats", help="Outer CV repeats.")] = 1,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of every split and model.")] = 0,
+    ] = DEFAULTS.pca,
+    folds: Annotated[int, typer.Option("--folds", help="Outer CV folds.")] = DEFAULTS.folds,
+    repeats: Annotated[int, typer.Option("--repeats", help="Outer CV repeats.")] = DEFAULTS.repeats,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of every split and model.")] = DEFAULTS.seed,
     permutations: Annotated[
         int,
         typer.Option("--permutations", help="Outcome-shuffled reruns of the whole CV (permutation test)."),
-    ] = 20,
+    ] = DEFAULTS.permutations,
     times: Annotated[
         str,
         typer.Option("--times", help="Comma-separated days for the time-dependent AUC (default: quartiles)."),
     ] = "",
     tau: Annotated[
         float | None, typer.Option("--tau", help="Uno's C truncation time in days (default: 80th pct).")
-    ] = None,
+    ] = DEFAULTS.tau,
     aligned: Annotated[
         Path | None, typer.Option("--aligned", help="Aligned photo folder (for --model cnn).")
     ] = None,
@@ -93,29 +103,16 @@ def fit(
     from stylesurv.core.console import console, info
     from stylesurv.survival.bundle import fit_files
 
-    covariates = tuple(c.strip() for c in clinical.split(",") if c.strip())
-    results, bundle = fit_files(
-        cohort,
-        out,
-        model=model,
-        latents=latents,
-        clinical=covariates,
-        space=space,
-        wplus_reduce=wplus_reduce,
-        pca=pca,
-        folds=folds,
-        repeats=repeats,
+    config = FitConfig(
+        clinical=tuple(c.strip() for c in clinical.split(",") if c.strip()),
+        space=space, wplus_reduce=wplus_reduce, pca=pca, l1_ratio=l1_ratio, folds=folds, repeats=repeats,
+        permutations=permutations, auc_times=_parse_times(times), tau=tau, face_threshold=face_threshold,
         seed=seed,
-        n_permutations=permutations,
-        aligned=aligned,
-        auc_times=_parse_times(times),
-        tau=tau,
-        fusion=fusion,
-        l1_ratio=l1_ratio,
-        generator=generator,
-        face_subspace=face_subspace,
-        face_threshold=face_threshold,
-    )
+    )  # fmt: skip
+    results, bundle = fit_files(
+        cohort, out, model, config, fusion, latents=latents, aligned=aligned, generator=generator,
+        face_subspace=face_subspace, names=FLAGS,
+    )  # fmt: skip
     console.print(results.table())
     info(f"[green]✓[/green] bundle {bundle.model_name} written to {out}")
 

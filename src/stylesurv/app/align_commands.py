@@ -7,6 +7,17 @@ from typing import Annotated
 
 import typer
 
+from stylesurv.faces.folder import AlignConfig
+from stylesurv.faces.qc import QCThresholds
+
+DEFAULTS, QC_DEFAULTS = AlignConfig(), QCThresholds()
+FLAGS = {
+    "resolution": "--resolution",
+    "upsample": "--upsample",
+    "cnn": "--cnn",
+    "detect_max_side": "--detect-size",
+}
+
 
 def register(app: typer.Typer) -> None:
     """Add the `align` command to the main app."""
@@ -18,7 +29,13 @@ def align(
         Path, typer.Argument(help="Cohort folder: clinical.csv and photos/<patient_id>.jpg.")
     ],
     out: Annotated[Path, typer.Option("--out", help="Aligned folder to write (created; reused to resume).")],
-    resolution: Annotated[int, typer.Option("--resolution", help="Output side R in pixels (32-1024).")] = 256,
+    resolution: Annotated[
+        int, typer.Option("--resolution", help="Output side R in pixels (32-1024); 0: the --generator's.")
+    ] = DEFAULTS.resolution,
+    generator: Annotated[
+        Path | None,
+        typer.Option("--generator", help="Generator checkpoint whose resolution the photos are aligned to."),
+    ] = None,
     landmarks: Annotated[
         Path | None,
         typer.Option(
@@ -28,27 +45,27 @@ def align(
     workers: Annotated[int, typer.Option("--workers", help="Processes; 0 uses every CPU available.")] = 0,
     upsample: Annotated[
         int, typer.Option("--upsample", help="Times the detector doubles the photo (finds smaller faces).")
-    ] = 1,
+    ] = DEFAULTS.upsample,
     detect_size: Annotated[
         int, typer.Option("--detect-size", help="Photos are shrunk to this longer side for detection only.")
-    ] = 640,
+    ] = DEFAULTS.detect_max_side,
     cnn: Annotated[
         bool, typer.Option("--cnn", help="dlib's CNN face detector: slower, better on hard photos.")
-    ] = False,
+    ] = DEFAULTS.cnn,
     max_upsample: Annotated[
         float,
         typer.Option("--max-upsample", help="QC: low_resolution when the face is magnified more than this."),
-    ] = 2.0,
+    ] = QC_DEFAULTS.max_upsample,
     max_pose: Annotated[
         float,
         typer.Option(
             "--max-pose", help="QC: extreme_pose above this nose-tip asymmetry (half eye distances)."
         ),
-    ] = 0.6,
+    ] = QC_DEFAULTS.max_pose_asymmetry,
     usable: Annotated[
         str,
         typer.Option("--usable", help="Comma-separated statuses later stages use (qc.csv `usable` column)."),
-    ] = "ok,multiple_faces",
+    ] = ",".join(QC_DEFAULTS.usable),
 ) -> None:
     """Detect faces, find 68 landmarks and align every photo of a cohort to R x R as FFHQ was aligned.
 
@@ -57,12 +74,11 @@ def align(
     qc.csv (ok, no_face, multiple_faces, low_resolution, extreme_pose, unreadable); the command exits 0 and
     says how many photos failed QC.
 
-    Example: stylesurv align cohort --out aligned --resolution 256 --workers 2
+    Example: stylesurv align cohort --out aligned --generator ffhq256.pkl --workers 2
     """
     from stylesurv.core.console import info
     from stylesurv.core.errors import InputError
-    from stylesurv.faces.folder import AlignOptions, align_cohort, safe_worker_count
-    from stylesurv.faces.qc import QCThresholds
+    from stylesurv.faces.folder import align_cohort, safe_worker_count
 
     if not cohort_dir.is_dir():
         raise InputError(f"{cohort_dir}: cohort folder not found")
@@ -72,12 +88,16 @@ def align(
             max_pose_asymmetry=max_pose,
             usable=tuple(s.strip() for s in usable.split(",") if s.strip()),
         )
-        options = AlignOptions(
-            resolution=resolution, upsample=upsample, cnn=cnn, detect_max_side=detect_size, qc=thresholds
-        )
     except ValueError as exc:
-        raise InputError(f"invalid option: {exc}") from None
+        raise InputError(f"invalid QC option (--max-upsample, --max-pose, --usable): {exc}") from None
+    config = AlignConfig(
+        resolution=resolution, upsample=upsample, cnn=cnn, detect_max_side=detect_size, qc=thresholds
+    )
+    if generator is not None:
+        from stylesurv.gan.checkpoint import generator_shape
+
+        config = config.for_generator(generator_shape(generator)["img_resolution"])
     summary = align_cohort(
-        cohort_dir, out, options, landmarks_csv=landmarks, workers=safe_worker_count(workers)
+        cohort_dir, out, config.validate(FLAGS), landmarks_csv=landmarks, workers=safe_worker_count(workers)
     )
     info(summary.message())
