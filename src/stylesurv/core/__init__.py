@@ -1,5 +1,15 @@
 """The lowest layer: errors, console, run folders, atomic writes, hashes, and the on-disk contracts every
 stage shares (latents, aligned folder, patient ids)."""
 
-__all__ = ["aligned", "atomic",
-    "config", "console", "errors", "geometry", "hashing", "ids", "latents", "rundir"]
+__all__ = [
+    "aligned",
+    "atomic",
+    "config",
+    "console",
+    "errors",
+    "geometry",
+    "hashing",
+    "ids",
+    "latents",
+    "rundir",
+]
