@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 # would pull a multi-GB CUDA build; pyproject.toml only asks for torch>=2.3, which this satisfies.
 TORCH   := torch==2.13.0
 
-.PHONY: install browser demo test bench lint clean
+.PHONY: install browser demo test bench results lint clean
 
 $(BIN)/python:
 	python3 -m venv $(VENV)
@@ -32,6 +32,11 @@ test: install browser
 
 bench: install
 	$(BIN)/python bench/run_all.py
+
+# Rerun every benchmark with JSON records into bench/results/, then regenerate docs/results.md from them.
+results: install
+	$(BIN)/python bench/run_all.py --json-dir bench/results
+	$(BIN)/python bench/write_results.py
 
 lint: install
 	$(BIN)/ruff check src tests bench

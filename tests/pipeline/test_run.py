@@ -297,3 +297,18 @@ def test_style_space_run_refits_and_explains_in_style_space(world, reference, tm
     assert summary["attribution"]["n_patients"] > 0 and summary["face_subspace"]["n_components"] > 1
     assert "face_subspace_refit" in summary and (copy / "report.html").stat().st_size > 10_000
     assert (copy / "explain" / "face_subspace.npz").is_file()
+
+
+def test_demo_config_names_the_shipped_networks_and_resolves(tmp_path):
+    """The demo runs on the generator and encoder shipped inside the package (a moved module once pointed
+    the demo at a folder that does not exist, and only `make demo` noticed)."""
+    from stylesurv.app.pipeline import BASE_ENCODER, BASE_GENERATOR, DemoSettings, demo_config, resolved
+    from stylesurv.gan.checkpoint import generator_shape
+
+    assert BASE_GENERATOR.is_file() and (BASE_ENCODER / "encoder.safetensors").is_file()
+    settings = DemoSettings()
+    config = demo_config(tmp_path, settings)
+    assert generator_shape(config.generator)["img_resolution"] == settings.resolution
+    (tmp_path / "cohort").mkdir()
+    (tmp_path / "cohort" / "landmarks.csv").write_text("patient_id\n")
+    assert resolved(config).align.resolution == settings.resolution

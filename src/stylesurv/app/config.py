@@ -98,7 +98,7 @@ def config_from_dict(data: Mapping[str, Any], where: str = "config") -> RunConfi
     config = from_dict(RunConfig, top, where)
     for section in sections & set(data):
         base = presets.get(section, getattr(config, section))
-        parsed = from_dict(type(base), data[section], f"{where} [{section}]")
+        parsed = from_dict(type(base), data[section], where, section)
         given = {key: getattr(parsed, key) for key in data[section]}
         setattr(config, section, dataclasses.replace(base, **given))
     return config

@@ -27,7 +27,7 @@ from stylesurv.core.console import info
 from stylesurv.core.errors import InputError
 from stylesurv.core.rundir import RunDir, StageResult
 
-ASSETS = Path(__file__).resolve().parent / "assets"
+ASSETS = Path(__file__).resolve().parent.parent / "assets"  # src/stylesurv/assets, shipped with the package
 BASE_GENERATOR = ASSETS / "base_generator.safetensors"
 BASE_ENCODER = ASSETS / "base_encoder"
 # bundles whose latent direction the explain stage uses, first found first: the direction adjusted for the
@@ -371,7 +371,6 @@ def run_pipeline(config: RunConfig) -> PipelineResult:
     run = RunDir(config.out)
     run.update_manifest(config=config.to_dict(), seed=config.seed)
     result = PipelineResult(run_dir=run.root)
-    clinical_csv = cohort / "clinical.csv"
 
     def stage(name: str, cfg: dict[str, Any], inputs: dict[str, Path], build: Callable[[Path], None]) -> Path:
         info(f"[bold]▶ {name}[/bold]")
@@ -432,13 +431,34 @@ def run_pipeline(config: RunConfig) -> PipelineResult:
             _face_subspace(generator, latents, aligned, config),
         )
 
+    bundles = _fit_stages(stage, config, latents, generator, face_subspace)
+    result.metrics = {name: _headline(bundle) for name, bundle in bundles.items()}
+    primary = _explained_bundle(bundles, config.explain.model)
+    if primary is not None:
+        _explain_stages(stage, config, primary, aligned, generator, encoder, latents, face_subspace)
+
+    from stylesurv.report.html import write_report
+
+    write_report(run.root)
+    run.update_manifest(stage_seconds=result.stage_times(), metrics=result.metrics)
+    return result
+
+
+Stage = Callable[[str, dict[str, Any], dict[str, Path], Callable[[Path], None]], Path]
+
+
+def _fit_stages(
+    stage: Stage, config: RunConfig, latents: Path, generator: Path, face_subspace: Path | None
+) -> dict[str, Path]:
+    """One fit stage per model of the run; returns each model's bundle folder by name."""
+    cohort = Path(config.cohort)
     bundles: dict[str, Path] = {}
     for model in config.fit.models:
         name, kind, clinical, fusion = _model_plan(model, config)
         # the key holds what this fit reads, not the list of the other models: adding one fits it alone
         settings = fit_settings(config, clinical, model.endswith(FACE_SUFFIX))
         fit_cfg = {**to_dict(settings), "model": kind, "fusion": fusion}
-        fit_inputs = {"latents": latents, "clinical": clinical_csv}
+        fit_inputs = {"latents": latents, "clinical": cohort / "clinical.csv"}
         if config.fit.space == "styles":
             fit_inputs["generator"] = generator
         subspace = None
@@ -451,40 +471,47 @@ def run_pipeline(config: RunConfig) -> PipelineResult:
             fit_inputs,
             _fit(latents, cohort, kind, settings, fusion, generator, subspace),
         )
-        result.metrics[name] = _headline(bundles[name])
+    return bundles
 
-    primary = _explained_bundle(bundles, config.explain.model)
-    if primary is not None:
-        truth_csv = cohort / "truth.csv"
-        truth = truth_csv if truth_csv.is_file() else None
-        explain_inputs = {"bundle": primary, "generator": generator, "latents": latents}
-        counterfactual = None
-        if config.explain.remove_nuisance == "counterfactual":
-            patients = config.explain.counterfactual_patients
-            counterfactual = stage(
-                "counterfactual",
-                {**embed_settings(config).to_dict(), "patients": patients},
-                embed_inputs,
-                _counterfactual(aligned, generator, encoder, config),
-            )
-            explain_inputs["counterfactual"] = counterfactual
-        if config.explain.remove_nuisance:
-            explain_inputs["clinical"] = clinical_csv
-        subspace_file = None
-        if face_subspace is not None:
-            subspace_file = explain_inputs["face_subspace"] = face_subspace / SUBSPACE_FILE
-        stage(
-            "explain",
-            to_dict(dataclasses.replace(config.explain, seed=config.seed)),
-            explain_inputs,
-            _explain(primary, generator, latents, aligned, truth, counterfactual, config, subspace_file),
+
+def _explain_stages(
+    stage: Stage,
+    config: RunConfig,
+    primary: Path,
+    aligned: Path,
+    generator: Path,
+    encoder: Path | None,
+    latents: Path,
+    face_subspace: Path | None,
+) -> None:
+    """The explain stage of the bundle ``primary``, after the counterfactual embedding it needs (if any)."""
+    cohort = Path(config.cohort)
+    truth_csv = cohort / "truth.csv"
+    truth = truth_csv if truth_csv.is_file() else None
+    explain_inputs = {"bundle": primary, "generator": generator, "latents": latents}
+    counterfactual = None
+    if config.explain.remove_nuisance == "counterfactual":
+        embed_inputs = {"aligned": aligned, "generator": generator}
+        if encoder is not None:
+            embed_inputs["encoder"] = encoder
+        counterfactual = stage(
+            "counterfactual",
+            {**embed_settings(config).to_dict(), "patients": config.explain.counterfactual_patients},
+            embed_inputs,
+            _counterfactual(aligned, generator, encoder, config),
         )
-
-    from stylesurv.report.html import write_report
-
-    write_report(run.root)
-    run.update_manifest(stage_seconds=result.stage_times(), metrics=result.metrics)
-    return result
+        explain_inputs["counterfactual"] = counterfactual
+    if config.explain.remove_nuisance:
+        explain_inputs["clinical"] = cohort / "clinical.csv"
+    subspace_file = None
+    if face_subspace is not None:
+        subspace_file = explain_inputs["face_subspace"] = face_subspace / SUBSPACE_FILE
+    stage(
+        "explain",
+        to_dict(dataclasses.replace(config.explain, seed=config.seed)),
+        explain_inputs,
+        _explain(primary, generator, latents, aligned, truth, counterfactual, config, subspace_file),
+    )
 
 
 def _explained_bundle(bundles: dict[str, Path], chosen: str) -> Path | None:

@@ -26,6 +26,7 @@ See attribution.py and nuisance.py for why.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -151,73 +152,26 @@ def explain_run(
     space = "styles" if latents.meta.get("space") == "styles" else ("w" if gradient.ndim == 1 else "wplus")
     # Faces are rendered from the richest codes (W+ when present), so reconstructions keep their detail.
     render_codes = latents.wplus if latents.wplus is not None else codes
-    truth_correlations = pattern_truth = probes = orthogonal = found_subspace = attribution = None
+    attribution = found_subspace = edit_face_local = None
     shares: dict[str, RegionShares] = {}  # where the edits along the other directions act
     with atomic_dir(out_dir) as tmp:
         write_text_atomic(tmp / "health_attribute.csv", attributes.to_csv(index=False, float_format="%.6g"))
         np.save(tmp / "direction.npy", direction.vector.astype(np.float32))
-
         alphas = symmetric_alphas(opts.max_sd, opts.steps)
-        info("rendering faces along the health direction")
         mean_code = render_codes.mean(axis=0, keepdims=True)
-        mean_edit = render_edits(generator, mean_code, direction, alphas, opts.batch)
-        save_png(image_grid(mean_edit), tmp / "edit_mean.png")
-        save_gif(mean_edit, tmp / "edit_mean.gif", scale=opts.gif_scale)
-        save_png(
-            image_grid(render_edits(generator, mean_code, pattern, alphas, opts.batch)),
-            tmp / "edit_pattern.png",
-        )
-
-        chosen = choose_patients(
-            ids, attributes["health_attribute"].to_numpy(), opts.patients, opts.n_patients
-        )
-        rows = np.array([np.flatnonzero(ids == pid)[0] for pid in chosen])
-        patient_edit = render_edits(generator, render_codes[rows], direction, alphas, opts.batch)
-        save_png(image_grid(patient_edit), tmp / "edit_patients.png")
-        save_gif(patient_edit, tmp / "edit_patients.gif", scale=opts.gif_scale)
-        recon = _write_recons(tmp / "recon", chosen, patient_edit[:, len(alphas) // 2])
-
-        found: list[tuple[str, Probe]] = []
-        if aligned_dir is not None:
-            measured = measure_photo_nuisances(aligned_dir, ids.tolist())
-            probed = probe_attributes(codes, measured, ids.tolist(), direction.vector, seed=opts.seed)
-            found += [("photo", p) for p in probed]
-        if truth_csv is not None:
-            health, nuisance = truth_factors(truth_csv)
-            truth_correlations = _correlations(attributes, health)
-            pattern_table = attributes[["patient_id"]].assign(
-                health_attribute=attributes["pattern_attribute"]
-            )
-            pattern_truth = _correlations(pattern_table, health)
-            probed = probe_attributes(codes, nuisance, ids.tolist(), direction.vector, seed=opts.seed)
-            found += [("truth", p) for p in probed]
-        cleaned = None
-        if found:
-            items = tuple(ProbeRow(s, p.name, p.r2_cv, p.cosine, p.n) for s, p in found)
-            table = pd.DataFrame([item.to_json() for item in items])
-            write_text_atomic(tmp / "nuisance.csv", table.to_csv(index=False, float_format="%.6g"))
-            probes = Probes(" and ".join(sorted({item.source for item in items})), items)
-            cleaned = orthogonal_to_nuisance(direction, [p for _, p in found], codes)
-            orthogonal = cleaned.summary()
-            if cleaned.direction is not None:
-                np.save(tmp / "direction_orthogonal.npy", cleaned.direction.vector.astype(np.float32))
-        edit_face_local = None
+        chosen, recon = _write_edits(tmp, generator, render_codes, ids, attributes, direction, pattern, opts)
+        nuisance = _probe_nuisances(tmp, codes, ids, attributes, direction, aligned_dir, truth_csv, opts)
         if aligned_dir is not None:
             others = {"pattern": pattern}
-            if cleaned is not None and cleaned.direction is not None:
-                others["nuisance_orthogonal"] = cleaned.direction
+            if nuisance.cleaned is not None and nuisance.cleaned.direction is not None:
+                others["nuisance_orthogonal"] = nuisance.cleaned.direction
             if subspace is not None:
-                save_face_subspace(tmp / "face_subspace.npz", subspace)
-                local, cosine = localize(subspace, direction, codes)
-                found_subspace = _subspace_summary(subspace, cosine)
+                found_subspace, local = _write_face_local(
+                    tmp, generator, subspace, direction, codes, mean_code, opts
+                )
                 if local is not None:
                     others["face_local"] = local
-                    np.save(tmp / "direction_face_local.npy", local.vector.astype(np.float32))
-                    edit_face_local = "edit_face_local.png"
-                    save_png(
-                        image_grid(render_edits(generator, mean_code, local, alphas, opts.batch)),
-                        tmp / edit_face_local,
-                    )
+                    edit_face_local = FACE_LOCAL_EDIT
             measured_shares = _attribution(
                 generator, render_codes, ids, direction, Path(aligned_dir), opts, others
             )
@@ -247,12 +201,12 @@ def explain_run(
                 direction=pattern.summary(),
                 cosine_with_d=float(pattern.vector.reshape(-1) @ direction.vector.reshape(-1)),
                 definition=PATTERN_DEFINITION,
-                truth_correlations=pattern_truth,
+                truth_correlations=nuisance.pattern_truth,
                 attribution=shares.get("pattern"),
             ),
-            truth_correlations=truth_correlations,
-            probes=probes,
-            nuisance_orthogonal=_with_shares(orthogonal, shares.get("nuisance_orthogonal")),
+            truth_correlations=nuisance.truth_correlations,
+            probes=nuisance.probes,
+            nuisance_orthogonal=_with_shares(nuisance.orthogonal, shares.get("nuisance_orthogonal")),
             face_subspace=_with_shares(found_subspace, shares.get("face_local")),
             attribution=attribution,
             face_subspace_refit=face_subspace_refit,
@@ -260,6 +214,106 @@ def explain_run(
         )
         write_json_atomic(tmp / SUMMARY_FILE, result.to_json())
     return result
+
+
+FACE_LOCAL_EDIT = "edit_face_local.png"
+
+
+def _write_edits(
+    tmp: Path,
+    generator: Any,
+    render_codes: np.ndarray,
+    ids: np.ndarray,
+    attributes: pd.DataFrame,
+    direction: HealthDirection,
+    pattern: HealthDirection,
+    opts: ExplainConfig,
+) -> tuple[list[str], dict[str, str]]:
+    """The mean face and the chosen patients edited along the health and pattern directions (PNG, GIF),
+    and the chosen patients' reconstructions; returns the chosen ids and the reconstructions' files."""
+    alphas = symmetric_alphas(opts.max_sd, opts.steps)
+    info("rendering faces along the health direction")
+    mean_code = render_codes.mean(axis=0, keepdims=True)
+    mean_edit = render_edits(generator, mean_code, direction, alphas, opts.batch)
+    save_png(image_grid(mean_edit), tmp / "edit_mean.png")
+    save_gif(mean_edit, tmp / "edit_mean.gif", scale=opts.gif_scale)
+    pattern_edit = render_edits(generator, mean_code, pattern, alphas, opts.batch)
+    save_png(image_grid(pattern_edit), tmp / "edit_pattern.png")
+    chosen = choose_patients(ids, attributes["health_attribute"].to_numpy(), opts.patients, opts.n_patients)
+    rows = np.array([np.flatnonzero(ids == pid)[0] for pid in chosen])
+    patient_edit = render_edits(generator, render_codes[rows], direction, alphas, opts.batch)
+    save_png(image_grid(patient_edit), tmp / "edit_patients.png")
+    save_gif(patient_edit, tmp / "edit_patients.gif", scale=opts.gif_scale)
+    return chosen, _write_recons(tmp / "recon", chosen, patient_edit[:, len(alphas) // 2])
+
+
+@dataclass(frozen=True)
+class _NuisanceFindings:
+    """What the nuisance probes and the synthetic truth say about the direction (None: not measured)."""
+
+    truth_correlations: dict[str, float] | None = None
+    pattern_truth: dict[str, float] | None = None
+    probes: Probes | None = None
+    orthogonal: OrthogonalSummary | None = None
+    cleaned: Any = None  # explain.nuisance's result: the direction made orthogonal to the probes
+
+
+def _probe_nuisances(
+    tmp: Path,
+    codes: np.ndarray,
+    ids: np.ndarray,
+    attributes: pd.DataFrame,
+    direction: HealthDirection,
+    aligned_dir: str | Path | None,
+    truth_csv: str | Path | None,
+    opts: ExplainConfig,
+) -> _NuisanceFindings:
+    """Probe the codes for the nuisances measured in the photos and (synthetic world) the true factors;
+    write nuisance.csv and the direction orthogonal to the probes."""
+    found: list[tuple[str, Probe]] = []
+    truth_correlations = pattern_truth = None
+    if aligned_dir is not None:
+        measured = measure_photo_nuisances(aligned_dir, ids.tolist())
+        probed = probe_attributes(codes, measured, ids.tolist(), direction.vector, seed=opts.seed)
+        found += [("photo", p) for p in probed]
+    if truth_csv is not None:
+        health, nuisance = truth_factors(truth_csv)
+        truth_correlations = _correlations(attributes, health)
+        pattern_table = attributes[["patient_id"]].assign(health_attribute=attributes["pattern_attribute"])
+        pattern_truth = _correlations(pattern_table, health)
+        probed = probe_attributes(codes, nuisance, ids.tolist(), direction.vector, seed=opts.seed)
+        found += [("truth", p) for p in probed]
+    if not found:
+        return _NuisanceFindings(truth_correlations, pattern_truth)
+    items = tuple(ProbeRow(s, p.name, p.r2_cv, p.cosine, p.n) for s, p in found)
+    table = pd.DataFrame([item.to_json() for item in items])
+    write_text_atomic(tmp / "nuisance.csv", table.to_csv(index=False, float_format="%.6g"))
+    probes = Probes(" and ".join(sorted({item.source for item in items})), items)
+    cleaned = orthogonal_to_nuisance(direction, [p for _, p in found], codes)
+    if cleaned.direction is not None:
+        np.save(tmp / "direction_orthogonal.npy", cleaned.direction.vector.astype(np.float32))
+    return _NuisanceFindings(truth_correlations, pattern_truth, probes, cleaned.summary(), cleaned)
+
+
+def _write_face_local(
+    tmp: Path,
+    generator: Any,
+    subspace: FaceSubspace,
+    direction: HealthDirection,
+    codes: np.ndarray,
+    mean_code: np.ndarray,
+    opts: ExplainConfig,
+) -> tuple[FaceSubspaceSummary, HealthDirection | None]:
+    """Save the face subspace and the face-local direction (d projected onto it) with its edit."""
+    save_face_subspace(tmp / "face_subspace.npz", subspace)
+    local, cosine = localize(subspace, direction, codes)
+    if local is not None:
+        np.save(tmp / "direction_face_local.npy", local.vector.astype(np.float32))
+        alphas = symmetric_alphas(opts.max_sd, opts.steps)
+        save_png(
+            image_grid(render_edits(generator, mean_code, local, alphas, opts.batch)), tmp / FACE_LOCAL_EDIT
+        )
+    return _subspace_summary(subspace, cosine), local
 
 
 def _subspace_summary(subspace: FaceSubspace, cosine: float) -> FaceSubspaceSummary:

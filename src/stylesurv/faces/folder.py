@@ -204,7 +204,15 @@ def align_photo(
         facts["n_faces"] = len(faces)
         if not faces:
             how = "CNN" if config.cnn else f"HOG, upsample {config.upsample}"
-            return QCResult("no_face", f"no face found (dlib {how}); try --upsample 2 or --cnn"), None, facts
+            return (
+                QCResult(
+                    "no_face",
+                    f"no face found (dlib {how}); try upsample 2 or the CNN detector "
+                    "(align.upsample, align.cnn)",
+                ),
+                None,
+                facts,
+            )
         landmarks = faces[0].landmarks
     try:
         aligned = align_face(image, landmarks, config.resolution, config.supersample)

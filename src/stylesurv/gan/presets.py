@@ -129,12 +129,14 @@ def get_config(name: str, resolution: int) -> TrainPreset:
     if name == "auto":
         return auto_config(resolution)
     if name not in PRESETS:
-        raise InputError(f"unknown --cfg {name!r}; choose one of: auto, {', '.join(PRESETS)}")
+        raise InputError(
+            f"unknown training preset (cfg, --cfg) {name!r}; choose one of: auto, {', '.join(PRESETS)}"
+        )
     config = PRESETS[name]
     if config.resolution != resolution:
         raise InputError(
-            f"--cfg {name} is for {config.resolution} px images but the data are {resolution} px; "
-            f"use --cfg auto or a preset of the right resolution"
+            f"the training preset {name} (cfg, --cfg) is for {config.resolution} px images but the data are "
+            f"{resolution} px; use auto or a preset of the right resolution"
         )
     return config
 

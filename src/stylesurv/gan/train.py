@@ -179,7 +179,9 @@ def freeze_discriminator(D: torch.nn.Module, count: int) -> list[torch.nn.Parame
         return list(D.parameters())
     layers = discriminator_layers(D)
     if count > len(layers):
-        raise InputError(f"--freeze-d {count}: the discriminator has only {len(layers)} layers")
+        raise InputError(
+            f"freeze_d (--freeze-d) is {count} but the discriminator has only {len(layers)} layers"
+        )
     frozen = {id(p) for _, layer in layers[:count] for p in layer.parameters()}
     return [p for p in D.parameters() if id(p) not in frozen]
 
@@ -202,7 +204,10 @@ class Trainer:
         """``ada_kimg`` overrides options.ada_kimg (fine-tuning adjusts p faster); default 500."""
         self.world = world or dist.World()
         if config.batch % self.world.size:
-            raise InputError(f"--batch {config.batch} must be divisible by the {self.world.size} processes")
+            raise InputError(
+                f"the batch (finetune.batch, --batch) {config.batch} must be divisible by the "
+                f"{self.world.size} processes"
+            )
         self.config, self.options, self.dataset = config, options, dataset
         device = self.world.device
         self.G = G.to(device).train()

@@ -111,7 +111,8 @@ def _read_photo(path: Path, resolution: int) -> np.ndarray:
     if array.shape[:2] != (resolution, resolution):
         raise InputError(
             f"{path} is {array.shape[1]}x{array.shape[0]} but the generator makes {resolution}x{resolution} "
-            f"images; align with --resolution {resolution}"
+            f"images; align the photos at the generator's resolution "
+            f"(align.resolution 0, or --resolution {resolution})"
         )
     return array
 

@@ -30,10 +30,8 @@ if TYPE_CHECKING:
 
 SWAPPED_REGIONS = ("background", "clothing")  # regions recoloured by default
 # Share of the code changes' squared length whose directions are removed.  The embedding spreads a
-# recoloured background over many directions: on the synthetic world's confounded cohorts (600 and 2000
-# patients, 200 re-embedded) the top 5 directions recovered a quarter of the confounder's cost in held-out
-# C; 85 % of the energy (40-63 directions) recovered half to all of it, and more changed little
-# (bench/bench_explain.py).
+# recoloured background over many directions, so a few top directions recover little of the confounder's
+# cost and 85 % of the energy recovers most of it (docs/results.md, "counterfactual energy").
 DEFAULT_ENERGY = 0.85
 
 

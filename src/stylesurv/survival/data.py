@@ -163,7 +163,9 @@ class FeatureSpec:
         if self.pca is not None and self.pca < 1:
             raise InputError(f"PCA components must be >= 1, got {self.pca}")
         if self.space == "none" and not self.clinical:
-            raise InputError("a clinical-only model needs at least one clinical covariate (--clinical)")
+            raise InputError(
+                "a clinical-only model needs at least one clinical covariate (fit.clinical, --clinical)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "clinical": list(self.clinical)}

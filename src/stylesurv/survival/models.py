@@ -180,9 +180,8 @@ class LinearCox(SurvivalModel):
 
 
 # Mostly ridge: latent codes have many correlated dimensions, and a lasso-heavy penalty keeps an arbitrary
-# few of each correlated group, which makes the health direction noisy.  On the synthetic world (600 and
-# 2000 patients, W+ codes) 0.1 gave a held-out health attribute closer to the true facial risk than 0.5,
-# with the same C-index (bench/bench_explain.py).
+# few of each correlated group, which makes the health direction noisy: 0.1 gave a held-out health
+# attribute closer to the true facial risk than 0.5 at the same C-index (docs/results.md, "l1_ratio").
 DEFAULT_L1_RATIO = 0.1
 
 
@@ -398,8 +397,8 @@ class CoxPH(LinearCox):
 def single_torch_thread() -> Iterator[None]:
     """Run torch on one thread inside the block (restored after).
 
-    A small MLP on a few thousand patients is dominated by per-op overhead: measured on a shared 2-core
-    machine, nested CV of DeepSurv took 10x longer with 2 threads than with 1.
+    A small MLP on a few thousand patients is dominated by per-op overhead, so extra threads only add
+    contention (docs/results.md, "DeepSurv threads").
     """
     import torch
 
