@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from stylesurv.core.config import FieldNames
 from stylesurv.core.errors import InputError
-from stylesurv.survival.data import WPLUS_REDUCTIONS
+from stylesurv.survival.data import DEFAULT_WPLUS_REDUCE, WPLUS_REDUCTIONS
 from stylesurv.survival.models import DEFAULT_L1_RATIO
 
 FIT_SPACES = ("", "w", "wplus", "styles")  # "": the richest W space the latents hold
@@ -24,7 +24,7 @@ class FitConfig:
     # latent features: "" the richest W space the latents hold, "w", "wplus", or "styles" (the StyleSpace
     # channels the generator makes from the codes: health edits stay more on the face, gan/stylespace.py)
     space: str = ""
-    wplus_reduce: str = "groups"  # W+ codes as features: groups (layer-group means) | flatten
+    wplus_reduce: str = DEFAULT_WPLUS_REDUCE  # W+ codes as features: groups (layer-group means) | flatten
     pca: int | None = None  # principal components of the codes; None: the model kind's default; 0: none
     l1_ratio: float = DEFAULT_L1_RATIO  # CoxNet's elastic-net mixing (1 lasso, near 0 ridge)
     folds: int = 5  # outer CV folds

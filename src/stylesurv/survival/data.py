@@ -144,13 +144,16 @@ def check_outcomes(data: SurvivalData, min_patients: int = 10, min_events: int =
         raise InputError(f"patient {data.patient_id[bad][0]}: follow-up time must be a number > 0 (days)")
 
 
+DEFAULT_WPLUS_REDUCE = "groups"  # W+ codes as features: layer-group means (one default: FitConfig's too)
+
+
 # -------------------------------------------------------------------------------------------- feature spec
 @dataclass(frozen=True)
 class FeatureSpec:
     """Which features a model sees and how they are preprocessed (all fitted inside each training fold)."""
 
     space: str = "w"  # w | wplus | styles | none (clinical only) | image (aligned photos, CNN)
-    wplus_reduce: str = "flatten"  # W+ only: flatten all layers, or average contiguous layer groups
+    wplus_reduce: str = DEFAULT_WPLUS_REDUCE  # W+ only: average contiguous layer groups, or flatten all
     layer_groups: int = 3  # W+ "groups": number of contiguous layer groups (coarse, middle, fine)
     pca: int | None = None  # principal components kept of the standardised codes; None keeps all
     clinical: tuple[str, ...] = ()  # clinical covariate columns, numeric or categorical (one-hot)
