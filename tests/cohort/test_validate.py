@@ -220,7 +220,21 @@ def test_not_a_folder_and_quiet_mode(tmp_path: Path, capsys) -> None:
     finally:
         set_verbosity(1)
     err = capsys.readouterr().err
-    assert "error: photos/P12.png, row 18, P12:" in err and "warning" not in err
+    assert "error: photos/P12.png (clinical.csv:18): P12:" in err and "warning" not in err
+
+
+def test_off_a_terminal_every_problem_is_one_line(tmp_path: Path, capsys) -> None:
+    cohort = make_bad_cohort(tmp_path / "cohort")
+    assert main(["validate", str(cohort)]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    problems = [line for line in lines if line.startswith(("error: ", "warning: ", "note: "))]
+    report = validate_cohort(cohort)
+    assert "error(s) found" in problems.pop()  # the command's own last line
+    assert len(problems) == len(report.problems) >= 2
+    # each problem's file, row and patient are on its own line, for grep
+    for problem in report.problems:
+        assert any(problem.file in line and problem.message in line for line in problems)
+    assert lines[-1].startswith("FAILED: ") or any(line.startswith("FAILED: ") for line in lines)
 
 
 def test_photo_column_paths_and_links_stay_inside_the_cohort(tmp_path: Path) -> None:

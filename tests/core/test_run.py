@@ -6,6 +6,7 @@ import json
 import pytest
 
 from stylesurv.core.atomic import atomic_dir, write_json_atomic, write_text_atomic
+from stylesurv.core.errors import InputError
 from stylesurv.core.hashing import hash_config, hash_tree, sha256_file
 from stylesurv.core.rundir import RunDir
 
@@ -86,10 +87,105 @@ def test_interrupted_stage_resumes_with_same_key_and_restarts_with_another(tmp_p
     assert run.stage_key("s") is None  # never marked done
     run.run_stage("s", {"k": 1}, {}, build_resuming)
     assert done == [True]  # same key: the partial work was handed back
+    finished = (run.stage_path("s") / "part2").stat().st_ino
     with pytest.raises(KeyboardInterrupt):
         run.run_stage("s", {"k": 9}, {}, build_killed)
-    run.run_stage("s", {"k": 1}, {}, build_resuming)
-    assert done == [True, False]  # started under another key: emptied first
+    # the failed rerun under another key left the finished stage as it was, and still finished
+    assert run.stage_key("s") and (run.stage_path("s") / "part2").stat().st_ino == finished
+    assert not (run.stage_path("s") / "part1").exists() or done == [True]
+    assert run.run_stage("s", {"k": 1}, {}, build_resuming).cached
+    with pytest.raises(KeyboardInterrupt):
+        run.run_stage("s", {"k": 1.5}, {}, build_killed)
+    run.run_stage("s", {"k": 9}, {}, build_resuming)
+    assert done == [True, False]  # the work folder was started under another key: emptied first
+
+
+def test_a_stage_is_replaced_only_by_a_finished_one_even_when_killed_mid_swap(tmp_path, monkeypatch):
+    import os
+
+    run = RunDir(tmp_path / "run")
+    run.run_stage("s", {"k": 1}, {}, lambda out: (out / "v.txt").write_text("one"))
+    real_replace, calls = os.replace, []
+
+    def dies_after_moving_the_old_one_away(src, dst):
+        real_replace(src, dst)
+        if "trash" in str(dst) and not calls:
+            calls.append(dst)
+            raise KeyboardInterrupt  # killed between the two renames of the swap
+
+    monkeypatch.setattr(os, "replace", dies_after_moving_the_old_one_away)
+    with pytest.raises(KeyboardInterrupt):
+        run.run_stage("s", {"k": 2}, {}, lambda out: (out / "v.txt").write_text("two"))
+    monkeypatch.setattr(os, "replace", real_replace)
+    # the new output was complete before the swap began, so a reader finishes the swap
+    reopened = RunDir(tmp_path / "run")
+    assert (reopened.stage_path("s") / "v.txt").read_text() == "two"
+    assert reopened.run_stage("s", {"k": 2}, {}, lambda out: pytest.fail("rebuilt")).cached
+    manifest = reopened.read_manifest()
+    assert manifest["stages"]["s"]["config"] == {"k": 2}
+
+
+def test_a_changed_stage_output_is_redone_with_a_warning(tmp_path, capsys):
+    run = RunDir(tmp_path / "run")
+    calls = []
+
+    def build(out):
+        calls.append(1)
+        (out / "latents.npz").write_bytes(b"x" * 1000)
+
+    run.run_stage("embed", {}, {}, build)
+    (run.stage_path("embed") / "latents.npz").write_bytes(b"x" * 10)  # truncated
+    again = run.run_stage("embed", {}, {}, build)
+    assert not again.cached and len(calls) == 2
+    assert "changed since it was made" in capsys.readouterr().err
+    assert (run.stage_path("embed") / "latents.npz").stat().st_size == 1000
+
+
+def test_a_missing_input_is_named_not_taken_for_an_unfinished_stage(tmp_path):
+    run = RunDir(tmp_path / "run")
+    with pytest.raises(InputError, match=r"fit: its input latents .*absent.npz is missing"):
+        run.run_stage("fit", {}, {"latents": tmp_path / "absent.npz"}, lambda out: None)
+
+
+def test_a_cached_stage_keeps_the_time_it_took_in_the_manifest(tmp_path):
+    import time
+
+    run = RunDir(tmp_path / "run")
+    run.run_stage("slow", {}, {}, lambda out: time.sleep(0.05))
+    first = run.read_manifest()["stages"]["slow"]["seconds"]
+    assert run.run_stage("slow", {}, {}, lambda out: None).cached
+    assert first >= 0.05 and run.read_manifest()["stages"]["slow"]["seconds"] == first
+
+
+def test_a_truncated_manifest_is_named_and_rebuilt_from_the_stage_records(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.run_stage("s", {"k": 1}, {}, lambda out: None)
+    (run.root / "manifest.json").write_text('{"stages": {"s"')
+    with pytest.raises(InputError, match="manifest.json is unreadable"):
+        run.read_manifest()
+    run.update_manifest(note=1)
+    assert run.read_manifest()["stages"]["s"]["config"] == {"k": 1}
+
+
+def test_a_second_process_is_refused_while_the_run_folder_is_locked(tmp_path):
+    import subprocess
+    import sys
+
+    run = RunDir(tmp_path / "run")
+    code = (
+        "import sys\nfrom stylesurv.core.rundir import RunDir\nfrom stylesurv.core.errors import InputError\n"
+        "try:\n    RunDir(sys.argv[1]).locked().__enter__()\n"
+        "except InputError as e:\n    print(e); sys.exit(1)\n"
+    )
+    with run.locked():
+        other = subprocess.run([sys.executable, "-c", code, str(run.root)], capture_output=True, text=True)
+    assert other.returncode == 1
+    assert (
+        f"run folder {run.root}" in other.stdout
+        and f"in use by PID {__import__('os').getpid()}" in other.stdout
+    )
+    # a dead holder's lock is released by the kernel: the next process takes it
+    assert subprocess.run([sys.executable, "-c", code, str(run.root)]).returncode == 0
 
 
 def test_atomic_outputs_get_ordinary_permissions(tmp_path):

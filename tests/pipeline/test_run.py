@@ -146,7 +146,7 @@ def test_kill_at_every_stage_boundary_and_inside_embedding_resumes_identically(
             state["kill_before"], state["kill_embed_at"] = None, 2
             with pytest.raises(KeyboardInterrupt):
                 run_pipeline(config)
-            assert len(list((out / "embed").glob("**/chunk_*.npz"))) == 1
+            assert len(list((out / ".stages" / "work" / "embed").glob("**/chunk_*.npz"))) == 1
     state["kill_before"], state["kill_embed_at"] = None, None
     calls_before = state["embed_calls"]
     run_pipeline(config)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import resource
 import time
 from collections.abc import Callable
@@ -369,12 +370,27 @@ def run_pipeline(config: RunConfig) -> PipelineResult:
         raise InputError(f"{generator}: generator checkpoint not found")
     config = resolved(config)
     run = RunDir(config.out)
-    run.update_manifest(config=config.to_dict(), seed=config.seed)
+    with run.locked():
+        return _run_stages(run, config)
+
+
+def _run_stages(run: RunDir, config: RunConfig) -> PipelineResult:
+    """Every stage of ``config`` in the locked run folder ``run``; the manifest's run-level config is
+    written only once all of them are in place (until then each finished stage's record speaks for it)."""
+    cohort, generator = Path(config.cohort), Path(config.generator)
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    run.update_manifest(running={"config": config.to_dict(), "pid": os.getpid(), "started": started})
     result = PipelineResult(run_dir=run.root)
 
-    def stage(name: str, cfg: dict[str, Any], inputs: dict[str, Path], build: Callable[[Path], None]) -> Path:
+    def stage(
+        name: str,
+        cfg: dict[str, Any],
+        inputs: dict[str, Path],
+        build: Callable[[Path], None],
+        incremental: bool = False,
+    ) -> Path:
         info(f"[bold]▶ {name}[/bold]")
-        outcome = run.run_stage(name, cfg, inputs, build)
+        outcome = run.run_stage(name, cfg, inputs, build, incremental)
         result.stages.append(outcome)
         if not outcome.cached:
             info(f"  {name} took {outcome.seconds:.1f} s")
@@ -384,7 +400,7 @@ def run_pipeline(config: RunConfig) -> PipelineResult:
     align_inputs = {"cohort": cohort}
     if config.landmarks:
         align_inputs["landmarks"] = Path(config.landmarks)
-    aligned = stage("aligned", to_dict(config.align), align_inputs, _align(cohort, config))
+    aligned = stage("aligned", to_dict(config.align), align_inputs, _align(cohort, config), incremental=True)
 
     if config.finetune.kimg > 0:
         ft_dir = stage(
@@ -440,7 +456,14 @@ def run_pipeline(config: RunConfig) -> PipelineResult:
     from stylesurv.report.html import write_report
 
     write_report(run.root)
-    run.update_manifest(stage_seconds=result.stage_times(), metrics=result.metrics)
+    stages = run.read_manifest().get("stages", {})
+    run.update_manifest(
+        drop=("running",),
+        config=config.to_dict(),
+        seed=config.seed,
+        metrics=result.metrics,
+        stage_seconds={s.name: stages.get(s.name, {}).get("seconds", s.seconds) for s in result.stages},
+    )
     return result
 
 

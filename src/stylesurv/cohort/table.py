@@ -61,6 +61,15 @@ class Problem:
     message: str
     fix: str
 
+    def line(self) -> str:
+        """One grep-able line: ``severity: clinical.csv:row: patient: problem (fix)``, or for another file
+        ``severity: file (clinical.csv:row): patient: ...``."""
+        where = self.file
+        if self.row:
+            where += f":{self.row}" if self.file == CLINICAL_FILE else f" ({CLINICAL_FILE}:{self.row})"
+        who = f" {repr(self.patient_id)[1:-1]}:" if self.patient_id is not None else ""
+        return f"{self.severity}: {where}:{who} {self.message} ({self.fix})"
+
 
 @dataclass
 class ClinicalTable:
@@ -189,6 +198,20 @@ class ValidationReport:
         verdict = "[green]OK[/green]" if self.ok else "[red]FAILED[/red]"
         parts.append(Text.from_markup(f"{verdict}: {n_err} error(s), {n_warn} warning(s)"))
         return Group(*parts)
+
+    def lines(self) -> list[str]:
+        """The report as plain lines (off a terminal): the summary, one line per problem, the verdict."""
+        out = []
+        if self.summary is not None:
+            s = self.summary
+            out.append(
+                f"cohort {self.cohort_dir}: {s.n} of {self.n_rows} rows valid, {s.events} events, "
+                f"censoring {s.censoring_rate:.1%}, {self.n_photos_checked} photos checked"
+            )
+        out += [p.line() for p in sorted(self.problems, key=lambda p: _SEVERITY_ORDER[p.severity])]
+        verdict = "OK" if self.ok else "FAILED"
+        out.append(f"{verdict}: {len(self.errors)} error(s), {len(self.warnings)} warning(s)")
+        return out
 
     def __rich__(self) -> Any:
         return self.render()

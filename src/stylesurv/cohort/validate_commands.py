@@ -37,15 +37,11 @@ def validate(
     report = validate_cohort(cohort_dir, workers=workers or None)
     if json_file is not None:
         write_text_atomic(json_file, report.to_json() + "\n")
-    if verbosity() >= 1:
+    if verbosity() >= 1 and console.is_terminal:
         console.print(report)
-    else:
-        for problem in report.errors:
-            where = ", ".join(
-                x
-                for x in (problem.file, f"row {problem.row}" if problem.row else "", problem.patient_id)
-                if x
-            )
-            console.print(f"[red]error:[/red] {where}: {problem.message} ({problem.fix})")
+    else:  # off a terminal (a log, a pipe) one problem per line; quiet: the errors only
+        shown = report.lines() if verbosity() >= 1 else [p.line() for p in report.errors]
+        for line in shown:
+            console.print(line, markup=False)
     if not report.ok:
         raise InputError(f"{cohort_dir}: {len(report.errors)} error(s) found; fix them and validate again.")

@@ -1,4 +1,4 @@
-"""The lowest layer: errors, console, run folders, atomic writes, hashes, and the on-disk contracts every
+"""The lowest layer: errors, console, run folders and their locks, atomic writes, hashes, and the on-disk contracts every
 stage shares (latents, aligned folder, patient ids)."""
 
 __all__ = [
@@ -11,5 +11,6 @@ __all__ = [
     "hashing",
     "ids",
     "latents",
+    "lock",
     "rundir",
 ]

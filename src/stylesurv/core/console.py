@@ -17,7 +17,15 @@ from rich.progress import (
 
 T = TypeVar("T")
 
-console = Console(stderr=True, highlight=False)
+def _make_console() -> Console:
+    """stderr; off a terminal (a log file, CI, a pipe) lines are never wrapped, so one message stays on
+    one line for grep."""
+    if Console(stderr=True).is_terminal:
+        return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, width=400, soft_wrap=True)
+
+
+console = _make_console()
 _verbosity = 1  # 0 quiet, 1 normal, 2 verbose
 
 

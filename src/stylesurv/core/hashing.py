@@ -7,6 +7,7 @@ import importlib
 import json
 import os
 import platform
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,27 @@ _DEPENDENCIES = (
 
 
 # --------------------------------------------------------------------------------------------------- hashes
+_KNOWN: dict[tuple[object, ...], str] = {}  # (device, inode, size, mtime_ns, path) -> hash, this process
+
+
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes."""
+    """Hex SHA-256 of a file's bytes.
+
+    A file is read once per process while its inode, size and modification time stay the same: a run hashes
+    its aligned photos as the output of one stage and the input of three others.  A file modified in the
+    last two seconds is not remembered (the clock that stamps files is coarse: two writes of the same size
+    within one tick would look alike).
+    """
+    stat = os.stat(path)
+    identity = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, os.fspath(path))
+    if identity in _KNOWN:
+        return _KNOWN[identity]
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
             digest.update(block)
+    if time.time_ns() - stat.st_mtime_ns > 2_000_000_000:
+        _KNOWN[identity] = digest.hexdigest()
     return digest.hexdigest()
 
 
