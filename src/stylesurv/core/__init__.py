@@ -1,5 +1,5 @@
-"""The lowest layer: errors, console, run folders and their locks, atomic writes, hashes, and the on-disk contracts every
-stage shares (latents, aligned folder, patient ids)."""
+"""The lowest layer: errors, console, run folders and their locks, atomic writes, hashes, and the on-disk
+contracts every stage shares (latents, aligned folder, patient ids)."""
 
 __all__ = [
     "aligned",
