@@ -76,20 +76,33 @@ def build_run(root: Path, seed: int = 7, resolution: int = 32) -> TinyRun:
         embed=EmbedConfig(project=ProjectConfig(space="wplus", steps=8), batch=16),
         fit=dataclasses.replace(FIT_DEFAULTS, models=("coxnet", "coxph"), folds=3, permutations=0),
     )
-    run.update_manifest(config=config.to_dict(), seed=config.seed)
-    aligned = run.stage_path("aligned")
-    align_cohort(cohort, aligned, AlignConfig(resolution=resolution), cohort / "landmarks.csv", workers=1)
-    _embed(aligned, generator_path, encoder_dir, config)(run.stage_path("embed"))
-
-    data = join_latents(
-        load_latents(run.stage_path("embed") / "latents.npz"), read_cohort_table(cohort), "wplus"
+    landmarks = cohort / "landmarks.csv"
+    aligned = run.run_stage(
+        "aligned",
+        {},
+        {"cohort": cohort, "landmarks": landmarks},
+        lambda out: align_cohort(cohort, out, AlignConfig(resolution=resolution), landmarks, workers=1),
+    ).path
+    embed_inputs = {"aligned": aligned, "generator": generator_path, "encoder": encoder_dir}
+    embed_cfg = dataclasses.replace(config.embed, seed=seed).to_dict()
+    latents = (
+        run.run_stage(
+            "embed", embed_cfg, embed_inputs, _embed(aligned, generator_path, encoder_dir, config)
+        ).path
+        / "latents.npz"
     )
+    data = join_latents(load_latents(latents), read_cohort_table(cohort), "wplus")
     # a fixed small penalty keeps coefficients non-zero: an untrained generator's codes carry no signal
     coxnet = ModelFactory("coxnet", options={"alphas": [0.02]})
-    fit_bundle(
-        data, FeatureSpec(space="wplus", pca=8), coxnet, run.root / "fit" / "coxnet", folds=3, seed=seed
-    )
-    fit_bundle(
-        data, FeatureSpec(space="wplus", pca=4), ModelFactory("coxph"), run.root / "fit" / "coxph", folds=3
-    )
+    fits = {
+        "coxnet": lambda out: fit_bundle(
+            data, FeatureSpec(space="wplus", pca=8), coxnet, out, folds=3, seed=seed
+        ),
+        "coxph": lambda out: fit_bundle(
+            data, FeatureSpec(space="wplus", pca=4), ModelFactory("coxph"), out, folds=3
+        ),
+    }
+    for name, fit in fits.items():
+        run.run_stage(f"fit/{name}", {}, {"latents": latents}, fit)
+    run.update_manifest(config=config.to_dict(), seed=config.seed)
     return TinyRun(run.root, cohort)

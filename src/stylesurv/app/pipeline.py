@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 from stylesurv.app.config import FINETUNE_SET_BY_RUN, RunConfig
 from stylesurv.core.atomic import write_json_atomic
-from stylesurv.core.config import to_dict
-from stylesurv.core.console import info
+from stylesurv.core.config import from_dict, to_dict
+from stylesurv.core.console import info, warn
 from stylesurv.core.errors import InputError
+from stylesurv.core.hashing import hash_tree
 from stylesurv.core.rundir import RunDir, StageResult
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"  # src/stylesurv/assets, shipped with the package
@@ -308,38 +309,89 @@ class RunArtifacts:
 
 
 def read_run(run_dir: str | Path) -> RunArtifacts:
-    """The artefacts of a finished run folder, with an InputError naming what is missing."""
-    from stylesurv.app.config import config_from_dict
+    """The artefacts of a finished run folder, each checked against the record of the stage that made it.
 
-    if not (Path(run_dir) / "manifest.json").is_file():
+    The generator and encoder are the ones the embed stage recorded (by path and hash), the embed settings
+    its own config; bundles fitted on other latents than the run's (a rerun interrupted after a new
+    embedding) are left out with a warning.  An InputError names what is missing or changed.
+    """
+    from stylesurv.app.config import config_from_dict
+    from stylesurv.invert.embed import EmbedConfig
+
+    manifest_file = Path(run_dir) / "manifest.json"
+    if not manifest_file.is_file():
         raise InputError(f"{run_dir}: not a stylesurv run folder (no manifest.json); give the --out of a run")
     run = RunDir(run_dir)
     manifest = run.read_manifest()
     if "config" not in manifest:
-        raise InputError(f"{run.root}: not a stylesurv run folder (no manifest.json with a config)")
-    config = config_from_dict(manifest["config"], str(run.root / "manifest.json"))
-    finetuned = run.stage_path("finetune") / "generator.safetensors"
-    generator = finetuned if run.stage_key("finetune") and finetuned.is_file() else Path(config.generator)
-    encoder = Path(config.encoder) if config.encoder else None
-    if encoder is None and run.stage_key("encoder"):
-        encoder = run.stage_path("encoder")
-    latents = run.stage_path("embed") / "latents.npz"
-    fit_root = run.root / "fit"
-    bundles = {p.name: p for p in sorted(fit_root.glob("*")) if (p / "model.json").is_file()}
-    missing = [
-        name
-        for name, ok in (
-            ("generator", generator.is_file()),
-            ("latents", latents.is_file()),
-            ("a fitted model", bool(bundles)),
+        running = manifest.get("running", {})
+        since = (
+            f" (started {running['started']})" if isinstance(running, dict) and "started" in running else ""
         )
-        if not ok
-    ]
-    if missing:
         raise InputError(
-            f"{run.root}: the run is unfinished ({', '.join(missing)} missing); run it to the end first"
+            f"{run.root}: the run is unfinished{since}; run `stylesurv run` on it to the end first"
         )
+    config = config_from_dict(manifest["config"], str(manifest_file))
+    embedded = run.stage_record("embed")
+    if embedded is None or not (run.stage_path("embed") / "latents.npz").is_file():
+        raise InputError(
+            f"{run.root}: the run is unfinished (no finished embed stage); run it to the end first"
+        )
+    if "paths" in embedded:
+        generator = _recorded_input(run, embedded, "generator")
+        encoder = _recorded_input(run, embedded, "encoder") if "encoder" in embedded["paths"] else None
+        if hash_tree(run.stage_path("embed")) != embedded.get("outputs"):
+            raise InputError(
+                f"{run.stage_path('embed')}: changed since the run wrote it (corrupt or edited?); "
+                f"rerun `stylesurv run` on {run.root} to embed again"
+            )
+        embed = from_dict(EmbedConfig, embedded["config"], f"{run.root}: the embed stage's record")
+        config = dataclasses.replace(config, embed=embed, seed=embed.seed)
+    else:  # a run folder written before stages recorded their inputs' paths
+        finetuned = run.stage_path("finetune") / "generator.safetensors"
+        generator = finetuned if run.stage_key("finetune") and finetuned.is_file() else Path(config.generator)
+        encoder = Path(config.encoder) if config.encoder else None
+        if encoder is None and run.stage_key("encoder"):
+            encoder = run.stage_path("encoder")
+        if not generator.is_file():
+            raise InputError(f"{generator}: the run's generator is missing (moved or deleted?)")
+    latents = run.stage_path("embed") / "latents.npz"
+    bundles = _current_bundles(run, latents)
+    if not bundles:
+        raise InputError(f"{run.root}: the run has no fitted model for its latents; run it to the end first")
     return RunArtifacts(config, generator, encoder, latents, bundles, run.stage_path("aligned"))
+
+
+def _recorded_input(run: RunDir, record: dict[str, Any], label: str) -> Path:
+    """An input of a stage as its record names it, refused when it is missing or no longer the same."""
+    path = run.resolve_recorded(record["paths"][label])
+    if not path.exists():
+        raise InputError(
+            f"{path}: the {label} the run embedded its cohort with is missing (moved or deleted?); "
+            f"put it back, or rerun `stylesurv run` with the new path"
+        )
+    if hash_tree(path) != record["inputs"].get(label):
+        raise InputError(
+            f"{path}: this {label} is not the one the run embedded its cohort with (its content changed); "
+            f"restore it, or rerun `stylesurv run` so that the codes and models match it"
+        )
+    return path
+
+
+def _current_bundles(run: RunDir, latents: Path) -> dict[str, Path]:
+    """The run's bundles fitted on ``latents`` as they are now (by the fit stages' records)."""
+    current = hash_tree(latents)
+    bundles = {}
+    for folder in sorted((run.root / "fit").glob("*")):
+        if not (folder / "model.json").is_file():
+            continue
+        record = run.stage_record(f"fit/{folder.name}")
+        fitted_on = None if record is None else record.get("inputs", {}).get("latents")
+        if fitted_on is not None and fitted_on != current:
+            warn(f"{folder}: fitted on other latents than {latents} (a rerun stopped early?); left out")
+            continue
+        bundles[folder.name] = folder
+    return bundles
 
 
 # ------------------------------------------------------------------------------------------------ pipeline

@@ -199,7 +199,11 @@ def load_predictor(run_dir: str | Path, model: str | None = None) -> Predictor:
     cohort = load_latents(run.latents)
     embedded_with = cohort.meta.get("generator_sha256")
     if embedded_with and embedded_with != networks.generator_sha256:
-        warn(f"{run.latents} was embedded with another generator than {run.generator}; codes may not compare")
+        raise InputError(
+            f"{run.latents} was embedded with another generator than {run.generator} (sha256 "
+            f"{embedded_with[:12]} vs {networks.generator_sha256[:12]}); new photos' codes would not compare "
+            f"with the cohort's: rerun `stylesurv run` on {run_dir} to finish it with one generator"
+        )
     embed_config = embed_settings(run.config).for_generator(generator)
     direction, direction_model, direction_styles = _direction(run, model_name, bundle, cohort, generator)
     if direction is None:
