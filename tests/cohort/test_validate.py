@@ -117,7 +117,7 @@ EXPECTED = [
     ("error", "clinical.csv", 11, "", "empty"),
     ("error", "clinical.csv", 12, "a/b", "path separator"),
     ("error", "clinical.csv", 13, "x..y", "'..'"),
-    ("error", "clinical.csv", 14, "c\x07", "control characters"),
+    ("error", "clinical.csv", 14, "c\x07", "control or invisible characters"),
     ("error", "clinical.csv", 15, "P09", "no photo"),
     ("error", "photos/P10.jpg", 16, "P10", "truncated"),
     ("error", "photos/P11.png", 17, "P11", "not an image file (content is text)"),

@@ -13,7 +13,7 @@ from PIL import Image
 import stylesurv
 from stylesurv.core import aligned
 from stylesurv.core.errors import InputError
-from stylesurv.core.ids import SAFE_FILE_ID, file_id_problem
+from stylesurv.core.ids import SAFE_ID, patient_id_problem
 
 PACKAGE = Path(stylesurv.__file__).resolve().parent
 
@@ -55,7 +55,7 @@ def test_a_plain_folder_counts_only_where_the_caller_allows_it(tmp_path) -> None
     with pytest.raises(InputError, match=r"qc\.csv: not found"):
         aligned.usable_patients(tmp_path)
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "bad id.png")
-    with pytest.raises(InputError, match=r"bad id\.png: patient id 'bad id' is not a safe file name"):
+    with pytest.raises(InputError, match=r"bad id\.png: patient_id 'bad id' is not a safe file name"):
         aligned.usable_patients(tmp_path, plain=True)
 
 
@@ -64,7 +64,9 @@ def test_broken_folders_are_errors_that_name_the_file_and_line(tmp_path) -> None
         aligned.usable_patients(tmp_path / "nowhere")
     unsafe = write_folder(tmp_path / "unsafe", [("A", "ok", "1")])
     (unsafe / "qc.csv").write_text("patient_id,status,usable\nA,ok,1\n../etc,ok,1\n")
-    with pytest.raises(InputError, match=r"unsafe[/\\]qc\.csv line 3: patient id '\.\./etc' is not a safe"):
+    with pytest.raises(
+        InputError, match=r"unsafe[/\\]qc\.csv line 3: patient_id '\.\./etc' contains a path separator"
+    ):
         aligned.usable_patients(unsafe)
     (unsafe / "qc.csv").write_text("patient_id,status,usable\nA,ok,1\nZ,ok,1\n")
     with pytest.raises(InputError, match=r"qc\.csv line 3: Z is usable but Z\.png is missing"):
@@ -121,16 +123,18 @@ def test_landmarks_and_settings(tmp_path) -> None:
 
 # ---------------------------------------------------------------------------------------- the id file rule
 def test_the_file_name_rule_for_ids() -> None:
-    for ok in ("P01", "a.b-c_d", "7", "x..y"):
-        assert file_id_problem(ok) is None, ok
-    for bad in ("", ".hidden", "-x", "a b", "a/b", "../x", "Müller", "a:b"):
-        assert "is not a safe file name" in (file_id_problem(bad) or ""), bad
+    for ok in ("P01", "a.b-c_d", "7", "x.y"):
+        assert patient_id_problem(ok) is None, ok
+    for bad in (".hidden", "-x", "a b", "Müller", "a:b"):
+        assert "is not a safe file name" in (patient_id_problem(bad) or ""), bad
+    for bad in ("a/b", "../x"):
+        assert "path separator" in (patient_id_problem(bad) or ""), bad
 
 
 def test_one_copy_of_the_id_rule_and_of_the_folder_readers() -> None:
     """No module but core.ids spells the safe-id pattern, and the stages that read aligned folders import
     the reader instead of parsing qc.csv or landmarks.csv themselves."""
-    pattern = SAFE_FILE_ID.pattern
+    pattern = SAFE_ID.pattern
     for path in PACKAGE.rglob("*.py"):
         text = path.read_text(encoding="utf-8")
         if path.name != "ids.py":

@@ -32,7 +32,7 @@ def test_an_aligned_folder_gives_the_usable_patients_only(tmp_path) -> None:
 def test_aligned_folder_errors_name_qc_csv_and_the_line(tmp_path) -> None:
     _image(tmp_path / "P0.png")
     (tmp_path / "qc.csv").write_text("patient_id,status,usable\nP0,ok,1\nP 1,ok,1\n")
-    with pytest.raises(InputError, match=r"qc\.csv line 3: patient id 'P 1' is not a safe file name"):
+    with pytest.raises(InputError, match=r"qc\.csv line 3: patient_id 'P 1' is not a safe file name"):
         list_images(tmp_path)
     (tmp_path / "qc.csv").write_text("patient_id,status,usable\nP0,ok,1\nP9,ok,1\n")
     with pytest.raises(InputError, match=r"qc\.csv line 3: P9 is usable but P9\.png is missing"):

@@ -1,5 +1,5 @@
 """The CNN baseline's photos come through the aligned-folder reader (core.aligned), with the one id rule
-(core.ids.file_id_problem) that embedding and GAN training apply too."""
+(core.ids.patient_id_problem) that embedding and GAN training apply too."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from stylesurv.core.errors import InputError
-from stylesurv.core.ids import file_id_problem
+from stylesurv.core.ids import patient_id_problem
 from stylesurv.gan.dataset import list_images
 from stylesurv.invert.embed import usable_patients
 from stylesurv.survival.cnn import load_aligned_images
@@ -49,7 +49,7 @@ def test_a_plain_folder_without_qc_csv_gives_every_photo(tmp_path) -> None:
 
 @pytest.mark.parametrize("bad", ["a b", "-x", ".x", "a/b"])
 def test_embed_gan_training_and_the_cnn_refuse_the_same_ids_with_the_same_words(tmp_path, bad) -> None:
-    problem = file_id_problem(bad)
+    problem = patient_id_problem(bad)
     assert problem is not None
     folder = tmp_path / "aligned"
     _photos(folder, ["ok1"])

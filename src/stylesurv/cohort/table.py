@@ -28,7 +28,7 @@ import pandas as pd
 from stylesurv.cohort.images import IMAGE_EXTENSIONS, ImageCheck, check_image_unguarded, quiet_bomb_warnings
 from stylesurv.core.console import make_progress
 from stylesurv.core.errors import InputError
-from stylesurv.core.ids import patient_id_problem
+from stylesurv.core.ids import ID_FIX, patient_id_problem
 
 CLINICAL_FILE = "clinical.csv"
 PHOTOS_DIR = "photos"
@@ -269,10 +269,7 @@ def read_clinical(cohort_dir: str | Path) -> ClinicalTable:
                 )
             reason = patient_id_problem(pid)
             if reason:
-                fix = (
-                    "use ids of letters, digits, '-' and '_' only; ids name files, so they must not be paths"
-                )
-                problem("error", start, pid, reason, fix)
+                problem("error", start, pid, reason, f"{ID_FIX}: ids name every stage's files")
                 pid = None
             elif pid in rows:
                 problem(

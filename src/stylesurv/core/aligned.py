@@ -20,7 +20,7 @@ from PIL import Image
 
 from stylesurv.core.console import warn
 from stylesurv.core.errors import InputError
-from stylesurv.core.ids import file_id_problem, patient_id_problem
+from stylesurv.core.ids import patient_id_problem
 
 REGIONS = ("background", "face", "clothing", "other")  # index = mask label
 
@@ -143,7 +143,7 @@ def qc_usable(row: dict[str, str]) -> bool:
 def usable_patients(aligned_dir: str | Path, plain: bool = False) -> list[str]:
     """Patient ids whose aligned photo later stages use: qc.csv's usable rows, in qc.csv's order.
 
-    Each usable id must be a safe file name (`stylesurv.core.ids.file_id_problem`) and its
+    Each usable id must be a safe file name (`stylesurv.core.ids.patient_id_problem`) and its
     ``<patient_id>.png`` must exist; either problem is an error naming qc.csv and the line.  ``plain``: a
     folder without qc.csv is taken as a plain folder of aligned photos and yields every
     ``<patient_id>.png`` in it, sorted (only for callers that support such folders).  May be empty.
@@ -153,7 +153,7 @@ def usable_patients(aligned_dir: str | Path, plain: bool = False) -> list[str]:
     if plain and not qc.is_file():
         pids = sorted(p.stem for p in folder.glob("*.png") if p.is_file())
         for pid in pids:
-            problem = file_id_problem(pid)
+            problem = patient_id_problem(pid)
             if problem is not None:
                 raise InputError(f"{folder / (pid + '.png')}: {problem}")
         return pids
@@ -162,7 +162,7 @@ def usable_patients(aligned_dir: str | Path, plain: bool = False) -> list[str]:
         if not qc_usable(row):
             continue
         pid = row["patient_id"]
-        problem = file_id_problem(pid)
+        problem = patient_id_problem(pid)
         if problem is not None:
             raise InputError(f"{qc} line {line}: {problem}")
         if not (folder / f"{pid}.png").is_file():

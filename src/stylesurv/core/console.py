@@ -17,6 +17,7 @@ from rich.progress import (
 
 T = TypeVar("T")
 
+
 def _make_console() -> Console:
     """stderr; off a terminal (a log file, CI, a pipe) lines are never wrapped, so one message stays on
     one line for grep."""

@@ -16,7 +16,7 @@ import numpy as np
 from stylesurv.core.aligned import QC_FILE, check_folder, photo_file, read_photo, usable_patients
 from stylesurv.core.console import warn
 from stylesurv.core.errors import InputError
-from stylesurv.core.ids import file_id_problem
+from stylesurv.core.ids import patient_id_problem
 from stylesurv.survival.data import SurvivalData, check_outcomes
 from stylesurv.survival.models import Arrays, SurvivalModel
 
@@ -24,13 +24,13 @@ from stylesurv.survival.models import Arrays, SurvivalModel
 def load_aligned_images(data: SurvivalData, aligned_dir: str | Path) -> SurvivalData:
     """``data`` restricted to patients with an aligned photo that passed QC, with ``images`` [N, 3, R, R].
 
-    Patient ids are checked before they name a file (`stylesurv.core.ids.file_id_problem`); patients that
+    Patient ids are checked before they name a file (`stylesurv.core.ids.patient_id_problem`); patients that
     qc.csv does not mark usable (`stylesurv.core.aligned.usable_patients`) or whose photo is missing are left
     out with a warning.  A folder without qc.csv is a plain folder of aligned photos: every photo counts.
     """
     aligned_dir = check_folder(aligned_dir)
     for pid in data.patient_id:
-        problem = file_id_problem(pid)
+        problem = patient_id_problem(pid)
         if problem is not None:
             raise InputError(problem)
     usable = set(usable_patients(aligned_dir)) if (aligned_dir / QC_FILE).is_file() else None
