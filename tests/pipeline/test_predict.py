@@ -75,7 +75,7 @@ def test_defaults_to_coxnet_and_uses_the_run_settings(predictor: Predictor) -> N
 def test_cohort_photo_gets_its_run_code_and_score(predictor: Predictor, predictions: Predictions) -> None:
     run_latents = load_latents(predictor.run.latents).subset(COHORT_IDS)
     codes = np.stack([p.code for p in predictions.photos])
-    # same seed (from the name), same settings, same networks: only batch-size rounding may differ
+    # same seed (from the pixels), same settings, same networks: only batch-size rounding may differ
     np.testing.assert_allclose(codes, run_latents.wplus, atol=1e-3)
     run_risk = predictor.bundle.predict(run_latents)
     np.testing.assert_allclose([p.risk for p in predictions.photos], run_risk, atol=1e-3)
@@ -259,3 +259,27 @@ def test_style_space_bundle_scores_and_edits_in_style_space(tiny_run: TinyRun, t
     # The edits move the style code: its middle frame is the reconstruction, its ends differ.
     assert np.abs(p.edits[2].astype(int) - p.reconstruction.astype(int)).max() <= 1
     assert np.abs(p.edits[0].astype(int) - p.edits[2].astype(int)).mean() > 0.5
+
+
+def test_the_same_pixels_score_the_same_under_any_name_and_twice_in_one_call(
+    tiny_run: TinyRun, predictor: Predictor, tmp_path: Path
+) -> None:
+    import shutil
+
+    original = tiny_run.photo(COHORT_IDS[0])
+    renamed = tmp_path / "someone_else.png"
+    shutil.copy(original, renamed)
+    landmarks = tmp_path / "landmarks.csv"
+    table = pd.read_csv(tiny_run.landmarks)
+    row = table[table.iloc[:, 0].astype(str) == COHORT_IDS[0]].copy()
+    row.iloc[0, 0] = "someone_else"
+    pd.concat([table, row]).to_csv(landmarks, index=False)
+    result = predict_photos(predictor, [original, renamed, original], landmarks)
+    risks = [p.risk for p in result.photos]
+    codes = [p.code for p in result.photos]
+    assert len(result.photos) == 3 and np.isfinite(risks).all()
+    assert risks[0] == risks[1] == risks[2]
+    np.testing.assert_array_equal(codes[0], codes[1])
+    np.testing.assert_allclose(
+        [p.health_attribute for p in result.photos], result.photos[0].health_attribute, rtol=1e-12
+    )

@@ -229,7 +229,7 @@ class PhotoPrediction:
     """One photo's outcome: its QC verdict and, when usable, its code, scores and pictures."""
 
     photo: Path
-    name: str  # unique name of the photo (its file stem), which also seeds its embedding
+    name: str  # unique name of the photo (its file stem); its embedding is seeded by its pixels
     status: str  # the QC status of `stylesurv.faces.qc`
     reason: str  # why the status (empty when ok)
     scored: bool = False

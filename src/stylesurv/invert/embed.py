@@ -5,7 +5,7 @@ encoded (if an encoder is given), refined by the batched projector and measured;
 atomically as ``chunk_<i>.npz`` into a work folder next to the output (``.<out name>.work/``).  A restart
 with the same inputs and settings skips the chunks already there; under torchrun, rank r embeds chunks
 r, r + world, ... and rank 0 merges them once all are done.  Each image's randomness comes from a seed
-derived from the run seed and its patient id, so the merged file is the same whether the run was
+derived from the run seed and its pixels, so the merged file is the same whether the run was
 interrupted or sharded.
 """
 
@@ -50,7 +50,7 @@ class EmbedConfig:
     batch: int = (
         0  # images per chunk (and per optimisation batch); 0: auto_batch (the codes do not depend on it)
     )
-    seed: int = 0  # run seed; image i's seed is derived from it and the patient id (in a run: the run's)
+    seed: int = 0  # run seed; image i's seed is derived from it and its pixels (in a run: the run's)
     use_masks: bool = True  # weight the loss by masks/<pid>.png and report face metrics when present
     identity: bool = True  # dlib identity similarity when R >= 150 and landmarks.csv is present
 
@@ -139,9 +139,11 @@ def load_batch(
     return tensor, torch.from_numpy(faces)[:, None], has_mask
 
 
-def image_seed(seed: int, patient_id: str) -> int:
-    """A 63-bit seed for one image from the run seed and its patient id (independent of batch and rank)."""
-    digest = hashlib.sha256(f"{seed}:{patient_id}".encode()).digest()
+def image_seed(seed: int, image: torch.Tensor) -> int:
+    """A 63-bit seed for one image [3, R, R] in [-1, 1] from the run seed and its pixels (as 8-bit values):
+    the same pixels get the same draws under any file name, in any batch, chunk or rank."""
+    pixels = ((image.detach().float().cpu() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    digest = hashlib.sha256(f"{seed}:{tuple(pixels.shape)}:".encode() + pixels.numpy().tobytes()).digest()
     return int.from_bytes(digest[:8], "little") >> 1
 
 
@@ -193,7 +195,7 @@ def embed_batch(
         with torch.no_grad():
             w_enc, ws_enc = networks.encoder(images)
         init = w_enc if config.project.space == "w" else ws_enc
-    seeds = [image_seed(config.seed, pid) for pid in pids]
+    seeds = [image_seed(config.seed, image) for image in images]
     result = project(G, loss, len(pids), seeds, config.project, init=init, w_std=w_std, on_step=on_step)
     metrics = reconstruction_metrics(images, result.images, faces)
     if faces is not None:

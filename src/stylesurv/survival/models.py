@@ -185,6 +185,15 @@ class LinearCox(SurvivalModel):
 DEFAULT_L1_RATIO = 0.1
 
 
+def _mean_over_folds(scores: np.ndarray) -> np.ndarray:
+    """Mean inner-fold C per penalty, over the folds whose path reached it (NaN where none did)."""
+    if not scores.size:
+        return np.zeros(0)
+    counts = np.sum(~np.isnan(scores), axis=0)
+    sums = np.nansum(scores, axis=0)
+    return np.divide(sums, counts, out=np.full(scores.shape[1], np.nan), where=counts > 0)
+
+
 class CoxNet(LinearCox):
     """Elastic-net Cox; the penalty is chosen on the regularisation path by inner CV (Harrell's C)."""
 
@@ -233,12 +242,13 @@ class CoxNet(LinearCox):
                     row[j] = harrell_c(y["time"][va], y["event"][va], X[va] @ inner.coef_[:, j])
                 rows.append(row)
             scores = np.array(rows)
-        if scores.size and not np.all(np.isnan(scores)):
-            best = int(np.nanargmax(np.nanmean(scores, axis=0)))
+        mean_scores = _mean_over_folds(scores)
+        if mean_scores.size and not np.all(np.isnan(mean_scores)):
+            best = int(np.nanargmax(mean_scores))
         else:
             best = len(alphas) - 1
         self.alphas_ = alphas
-        self.inner_scores_ = np.nanmean(scores, axis=0).tolist() if scores.size else []
+        self.inner_scores_ = mean_scores.tolist()
         self.coef_ = np.asarray(path.coef_[:, best], dtype=np.float64)
         self.params_ = {
             "alpha": float(alphas[best]),
