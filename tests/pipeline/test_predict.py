@@ -283,3 +283,27 @@ def test_the_same_pixels_score_the_same_under_any_name_and_twice_in_one_call(
     np.testing.assert_allclose(
         [p.health_attribute for p in result.photos], result.photos[0].health_attribute, rtol=1e-12
     )
+
+
+def test_a_photo_named_like_a_formula_is_written_as_text(tiny_run: TinyRun, tmp_path: Path) -> None:
+    formula = tmp_path / "=HYPERLINK(1).png"
+    formula.write_bytes(b"not an image")
+    out = tmp_path / "out"
+    args = [
+        "predict",
+        str(formula),
+        str(tiny_run.photo("S03")),
+        "--run",
+        str(tiny_run.root),
+        "--out",
+        str(out),
+    ]
+    invoke([*args, "--landmarks", str(tiny_run.landmarks)])
+    import csv
+
+    rows = list(csv.reader((out / "predictions.csv").read_text().splitlines()))
+    cells = [cell for row in rows for cell in row]
+    assert any("=HYPERLINK(1).png" in cell for cell in cells)
+    for cell in cells:
+        assert not cell.startswith(("=", "+", "@", "\t", "\r")), cell
+        assert not cell.startswith("-") or float(cell) < 0, cell  # only negative numbers start so

@@ -32,6 +32,7 @@ from stylesurv.app.pipeline import PRIMARY_MODELS, RunArtifacts, embed_networks,
 from stylesurv.core.aligned import FACE_LABEL, SETTINGS_FILE, read_settings
 from stylesurv.core.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
 from stylesurv.core.console import info, make_progress, warn
+from stylesurv.core.csvcells import safe_frame
 from stylesurv.core.errors import InputError
 from stylesurv.core.latents import Latents, load_latents, save_latents
 from stylesurv.explain.direction import HealthDirection, codes_in_space, health_direction
@@ -532,7 +533,7 @@ def write_predictions(predictions: Predictions, out_dir: str | Path) -> Path:
         )
         save_latents(out / "latents.npz", latents)
     write_text_atomic(
-        out / "predictions.csv", predictions.to_frame().to_csv(index=False, float_format="%.6g")
+        out / "predictions.csv", safe_frame(predictions.to_frame()).to_csv(index=False, float_format="%.6g")
     )
     write_json_atomic(out / "predictions.json", predictions.to_json())
     info(f"predictions written to {out}")

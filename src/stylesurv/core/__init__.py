@@ -6,6 +6,7 @@ __all__ = [
     "atomic",
     "config",
     "console",
+    "csvcells",
     "errors",
     "geometry",
     "hashing",

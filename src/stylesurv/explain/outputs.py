@@ -36,6 +36,7 @@ import pandas as pd
 from stylesurv.core.aligned import load_masks, mask_file, patient_file
 from stylesurv.core.atomic import write_json_atomic, write_text_atomic
 from stylesurv.core.console import info, warn
+from stylesurv.core.csvcells import safe_frame
 from stylesurv.core.errors import InputError
 from stylesurv.core.latents import Latents
 from stylesurv.explain.attribution import attribute_regions, edit_shares, face_with_margin
@@ -155,7 +156,9 @@ def explain_run(
     attribution = found_subspace = edit_face_local = None
     shares: dict[str, RegionShares] = {}  # where the edits along the other directions act
     with atomic_dir(out_dir) as tmp:
-        write_text_atomic(tmp / "health_attribute.csv", attributes.to_csv(index=False, float_format="%.6g"))
+        write_text_atomic(
+            tmp / "health_attribute.csv", safe_frame(attributes).to_csv(index=False, float_format="%.6g")
+        )
         np.save(tmp / "direction.npy", direction.vector.astype(np.float32))
         alphas = symmetric_alphas(opts.max_sd, opts.steps)
         mean_code = render_codes.mean(axis=0, keepdims=True)
@@ -287,7 +290,7 @@ def _probe_nuisances(
         return _NuisanceFindings(truth_correlations, pattern_truth)
     items = tuple(ProbeRow(s, p.name, p.r2_cv, p.cosine, p.n) for s, p in found)
     table = pd.DataFrame([item.to_json() for item in items])
-    write_text_atomic(tmp / "nuisance.csv", table.to_csv(index=False, float_format="%.6g"))
+    write_text_atomic(tmp / "nuisance.csv", safe_frame(table).to_csv(index=False, float_format="%.6g"))
     probes = Probes(" and ".join(sorted({item.source for item in items})), items)
     cleaned = orthogonal_to_nuisance(direction, [p for _, p in found], codes)
     if cleaned.direction is not None:

@@ -41,6 +41,7 @@ from stylesurv.core.aligned import (
 from stylesurv.core.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
 from stylesurv.core.config import FieldNames
 from stylesurv.core.console import make_progress
+from stylesurv.core.csvcells import safe_cell
 from stylesurv.core.errors import InputError
 from stylesurv.core.hashing import hash_config, sha256_file
 from stylesurv.core.ids import patient_id_problem
@@ -370,7 +371,10 @@ def _write_tables(out_dir: Path, records: list[dict[str, Any]], config: AlignCon
     writer = csv.DictWriter(buffer, fieldnames=QC_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for record in records:
-        writer.writerow({**record, "usable": int(record["status"] in config.qc.usable)})
+        row = {key: safe_cell(value) for key, value in record.items() if key != "patient_id"}
+        writer.writerow(
+            {**row, "patient_id": record["patient_id"], "usable": int(record["status"] in config.qc.usable)}
+        )
     write_text_atomic(out_dir / QC_FILE, buffer.getvalue())
     aligned = {r["patient_id"]: np.asarray(r["landmarks"]) for r in records if r.get("landmarks") is not None}
     write_text_atomic(out_dir / LANDMARKS_FILE, landmarks_table(aligned))

@@ -51,6 +51,7 @@ import pandas as pd
 from stylesurv import __version__
 from stylesurv.core.atomic import atomic_dir, write_json_atomic, write_safetensors_atomic, write_text_atomic
 from stylesurv.core.config import FieldNames
+from stylesurv.core.csvcells import safe_frame
 from stylesurv.core.errors import InputError
 from stylesurv.core.latents import Latents
 from stylesurv.gan.face_subspace import CodeRestriction
@@ -332,7 +333,7 @@ def fit_bundle(
     out = Path(out)
     with atomic_dir(out) as tmp:
         write_text_atomic(tmp / CV_RESULTS, results.to_json() + "\n")
-        write_text_atomic(tmp / OOF_RISK, results.oof.to_csv(index=False))
+        write_text_atomic(tmp / OOF_RISK, safe_frame(results.oof).to_csv(index=False))
         save_bundle(
             tmp,
             pipeline,
