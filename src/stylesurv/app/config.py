@@ -75,6 +75,8 @@ class RunConfig:
         self.embed.validate(_section(names, "embed"))
         self.fit.validate(_section(names, "fit"))
         self.explain.validate(_section(names, "explain"))
+        if self.seed < 0:
+            raise InputError(f"{name('seed')} must not be negative, got {self.seed}")
         if self.encoder_steps < 0:
             raise InputError(f"{name('encoder_steps')} must not be negative, got {self.encoder_steps}")
         return self
@@ -113,7 +115,11 @@ def load_config(path: str | Path) -> RunConfig:
         raise InputError(f"{path}: config file not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: not valid TOML ({exc})") from None
-    return config_from_dict(data, str(path)).validate()
+    config = config_from_dict(data, str(path))
+    try:
+        return config.validate()
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
 
 
 def to_toml(config: RunConfig) -> str:

@@ -414,6 +414,7 @@ def resolved(config: RunConfig) -> RunConfig:
 
 def run_pipeline(config: RunConfig) -> PipelineResult:
     """Run (or resume) every stage of ``config`` into its run folder and write the report."""
+    config.validate()  # every setting first: a bad value is named before any file is read
     cohort = Path(config.cohort)
     generator = Path(config.generator)
     if not (cohort / "clinical.csv").is_file():

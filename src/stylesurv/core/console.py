@@ -58,6 +58,13 @@ def warn(message: str) -> None:
         console.print(f"[yellow]warning:[/yellow] {message}")
 
 
+def error(message: str) -> None:
+    """Print ``message`` as an error, always (brackets in it are text, not markup: paths, TOML sections)."""
+    from rich.text import Text
+
+    console.print(Text.assemble(("error:", "red"), " ", str(message)))
+
+
 def make_progress(*extra_columns: TextColumn) -> Progress:
     """A progress bar with count, elapsed time and ETA; disabled in quiet mode."""
     return Progress(

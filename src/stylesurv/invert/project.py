@@ -41,12 +41,6 @@ class ProjectConfig:
     noise_weight: float = 1e5  # weight of the noise-map regulariser
     w_avg_samples: int = 10_000  # mapped samples used to estimate w_std
 
-    def __post_init__(self) -> None:
-        if self.space not in SPACES:
-            raise ValueError(f"space must be one of {SPACES}, not {self.space!r}")
-        if self.steps < 0:
-            raise ValueError("steps must be >= 0")
-
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
