@@ -20,9 +20,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +32,7 @@ from stylesurv.cohort.simulate import KINDS, SurvivalModel, oracle_cindex, sampl
 from stylesurv.core.atomic import atomic_dir, write_json_atomic
 from stylesurv.core.console import make_progress
 from stylesurv.core.errors import InputError
+from stylesurv.core.workers import worker_pool
 
 PHOTO_FORMATS = ("jpg", "png")
 CONFOUNDED_TRAIN_FRACTION = 0.7
@@ -218,7 +217,7 @@ def write_world(
                     results.append(_render_job(job))
                     progress.advance(task, len(job.indices))
             else:
-                with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+                with worker_pool(workers) as pool:
                     for job, rows in zip(jobs, pool.map(_render_job, jobs), strict=True):
                         results.append(rows)
                         progress.advance(task, len(job.indices))

@@ -14,4 +14,5 @@ __all__ = [
     "latents",
     "lock",
     "rundir",
+    "workers",
 ]

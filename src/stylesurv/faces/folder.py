@@ -15,11 +15,10 @@ import csv
 import io
 import json
 import math
-import multiprocessing
 import os
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -45,6 +44,7 @@ from stylesurv.core.csvcells import safe_cell
 from stylesurv.core.errors import InputError
 from stylesurv.core.hashing import hash_config, sha256_file
 from stylesurv.core.ids import patient_id_problem
+from stylesurv.core.workers import worker_pool
 from stylesurv.faces.align import AlignedFace, align_face, check_resolution
 from stylesurv.faces.detect import detect_faces, load_models
 from stylesurv.faces.mask import MaskShape, region_mask
@@ -348,16 +348,10 @@ def _run(
                 yield process_task(task, config, out_dir)
                 progress.advance(bar)
             return
-        # small batches amortise the per-call overhead; spawn avoids forking a process holding threads
+        # small batches amortise the per-call overhead
         size = max(1, min(8, math.ceil(len(tasks) / (4 * workers))))
         batches = [tasks[i : i + size] for i in range(0, len(tasks), size)]
-        context = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(
-            max_workers=min(workers, len(batches)),
-            mp_context=context,
-            initializer=load_models,
-            initargs=(config.cnn,),
-        )
+        pool = worker_pool(min(workers, len(batches)), initializer=load_models, initargs=(config.cnn,))
         with pool:
             futures = [pool.submit(_process_batch, batch, config, out_dir) for batch in batches]
             for future in as_completed(futures):
