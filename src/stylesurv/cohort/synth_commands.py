@@ -37,6 +37,10 @@ def synth(
     preview: Annotated[
         Path | None, typer.Option("--preview", help="Also save a contact sheet PNG here.")
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Replace an earlier synth folder even if files were added or changed."),
+    ] = False,
 ) -> None:
     """Render a synthetic world of portraits with hidden factors, survival and oracle C-indices.
 
@@ -48,7 +52,9 @@ def synth(
 
     check_resolution(resolution)
     world = make_world(kind, n, seed, confounded=confounded, beyond_face=not face_bound)
-    folder = write_world(world, out, resolution=resolution, unaligned=unaligned, fmt=fmt, workers=workers)
+    folder = write_world(
+        world, out, resolution=resolution, unaligned=unaligned, fmt=fmt, workers=workers, force=force
+    )
     info(f"wrote {n} {kind} subjects to {folder}")
     if world.oracle is not None:
         info(

@@ -10,7 +10,7 @@ portraits and writes the folder:
     truth.csv            every hidden factor, the true linear predictors, the uncensored event time and,
                          with `confounded`, the split (train/test) in which background tracks the outcome
     oracle.json          C-index of the true face-only and face+clinical linear predictors (cohort only)
-    synth.json           the arguments that wrote the folder
+    synth.json           the arguments that wrote the folder and every file's SHA-256
 
 Everything derives from the seed, so the same arguments write the same bytes.
 """
@@ -18,6 +18,7 @@ Everything derives from the seed, so the same arguments write the same bytes.
 from __future__ import annotations
 
 import io
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -30,8 +31,9 @@ from PIL import Image, ImageDraw
 from stylesurv.cohort.render import Rendering, render_aligned, render_unaligned
 from stylesurv.cohort.simulate import KINDS, SurvivalModel, oracle_cindex, sample_factors, simulate_survival
 from stylesurv.core.atomic import atomic_dir, write_json_atomic
-from stylesurv.core.console import make_progress
+from stylesurv.core.console import make_progress, warn
 from stylesurv.core.errors import InputError
+from stylesurv.core.hashing import sha256_file
 from stylesurv.core.workers import worker_pool
 
 PHOTO_FORMATS = ("jpg", "png")
@@ -179,6 +181,34 @@ def _render_job(job: _Job) -> list[list[float]]:
     return rows
 
 
+SYNTH_RECORD = "synth.json"  # what synth wrote: its settings and every file's hash
+
+
+def _file_hashes(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` (but the record itself) by relative path -> SHA-256."""
+    return {
+        p.relative_to(folder).as_posix(): sha256_file(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != SYNTH_RECORD
+    }
+
+
+def _changed_since_written(folder: Path) -> str | None:
+    """The first file added or changed in ``folder`` since synth wrote it (None: none; an old record
+    without hashes cannot tell, and is replaced with a warning)."""
+    try:
+        written = json.loads((folder / SYNTH_RECORD).read_text()).get("files")
+    except (OSError, ValueError, AttributeError):
+        return SYNTH_RECORD
+    if not isinstance(written, dict):
+        warn(f"{folder / SYNTH_RECORD} records no file hashes (an older stylesurv); replacing the folder")
+        return None
+    for name, digest in _file_hashes(folder).items():
+        if written.get(name) != digest:
+            return name
+    return None
+
+
 def write_world(
     world: World,
     out: str | os.PathLike[str],
@@ -186,10 +216,14 @@ def write_world(
     unaligned: bool = False,
     fmt: str = "jpg",
     workers: int = 0,
+    force: bool = False,
 ) -> Path:
-    """Render every subject and write the cohort folder `out` atomically (replacing an old synthetic one).
+    """Render every subject and write the cohort folder `out` atomically.
 
-    `workers` = 0 picks the CPU count for large worlds and renders in-process for small ones.
+    An earlier synthetic folder is replaced only when nothing in it was added or changed since `synth`
+    wrote it (synth.json records every file's hash); otherwise, unless ``force``, an InputError names the
+    first added or changed file.  A folder `synth` did not make is always refused.  `workers` = 0 picks
+    the CPU count for large worlds and renders in-process for small ones.
     """
     check_resolution(resolution)
     if fmt not in PHOTO_FORMATS:
@@ -198,8 +232,17 @@ def write_world(
     if workers <= 0:
         workers = 1 if n < SERIAL_BELOW else min(os.cpu_count() or 1, 8)
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not (out / "synth.json").exists():
-        raise InputError(f"{out} exists and is not a synthetic world folder: choose a new --out or remove it")
+    if out.exists() and any(out.iterdir()):
+        if not (out / SYNTH_RECORD).exists():
+            raise InputError(
+                f"{out} exists and is not a synthetic world folder: choose a new --out or remove it"
+            )
+        changed = None if force else _changed_since_written(out)
+        if changed:
+            raise InputError(
+                f"{out / changed}: added or changed since `synth` wrote {out}; move your files elsewhere, "
+                "choose a new --out, or replace the folder anyway with --force"
+            )
     with atomic_dir(out) as tmp:
         (tmp / "photos").mkdir()
         (tmp / "masks").mkdir()
@@ -231,10 +274,11 @@ def write_world(
         if world.oracle is not None:
             write_json_atomic(tmp / "oracle.json", {**world.oracle, "model": asdict(world.model)})
         write_json_atomic(
-            tmp / "synth.json",
+            tmp / SYNTH_RECORD,
             {"kind": world.kind, "n": n, "seed": world.seed, "resolution": resolution, "unaligned": unaligned,
              "format": fmt, "confounded": "split" in world.truth.columns,
-             "face_bound": bool(world.truth["face_bound_effects"].eq(1.0).all())},
+             "face_bound": bool(world.truth["face_bound_effects"].eq(1.0).all()),
+             "files": _file_hashes(tmp)},
         )  # fmt: skip
     return out
 
