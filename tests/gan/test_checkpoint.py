@@ -390,6 +390,6 @@ def test_rosinality_without_latent_avg_estimates_it(tmp_path: Path) -> None:
 def test_torch_file_with_code_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "evil.pt"
     torch.save({"g_ema": _Evil(f"touch {tmp_path / 'pwned'}")}, path)
-    with pytest.raises(CheckpointError, match="cannot read this torch file safely"):
+    with pytest.raises(CheckpointError, match="refused: it needs the Python object posix.system"):
         ck.load_generator(path)
     assert not (tmp_path / "pwned").exists()

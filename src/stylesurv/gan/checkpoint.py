@@ -86,7 +86,11 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[str, dict[str, Networ
         networks, extra = _read_native(path)
         return kind, networks, extra
     data = path.read_bytes()
-    if kind == "pickle" or (kind == "torch-zip" and _zip_has_persistent_objects(data)):
+    try:
+        persistent = kind == "torch-zip" and _zip_has_persistent_objects(data)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    if kind == "pickle" or persistent:
         return "nvidia-pickle", _read_nvidia(data, str(path)), {}
     return "rosinality", _read_rosinality(path), {}
 
@@ -112,19 +116,26 @@ def _read_native(path: Path) -> tuple[dict[str, NetworkRecord], dict[str, Any]]:
                     name, meta[f"class.{name}"], json.loads(meta[f"config.{name}"]), tensors
                 )
             return networks, json.loads(meta.get("extra", "{}"))
-    except (SafetensorError, KeyError, ValueError) as exc:
-        raise CheckpointError(f"{path}: damaged stylesurv GAN checkpoint ({exc})") from exc
+    except (SafetensorError, KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise CheckpointError(
+            f"{path}: damaged stylesurv GAN checkpoint ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def _zip_has_persistent_objects(data: bytes) -> bool:
     import io
     import zipfile
 
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        return any(
-            name.endswith("data.pkl") and b"torch_utils.persistence" in archive.read(name)
-            for name in archive.namelist()
-        )
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return any(
+                name.endswith("data.pkl") and b"torch_utils.persistence" in archive.read(name)
+                for name in archive.namelist()
+            )
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise CheckpointError(
+            f"damaged torch checkpoint: not a complete zip archive ({exc}); copy it again"
+        ) from exc
 
 
 def _plain(value: Any) -> Any:
@@ -210,9 +221,7 @@ def _read_rosinality(path: Path) -> dict[str, NetworkRecord]:
         with torch.serialization.safe_globals([argparse.Namespace]):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, ... for refused or broken files
-        raise CheckpointError(
-            f"{path}: cannot read this torch file safely ({str(exc).splitlines()[0]})"
-        ) from exc
+        raise CheckpointError(f"{path}: {_torch_refusal(exc)}") from exc
     if not rosinality.looks_like_rosinality(obj):
         raise CheckpointError(f"{path}: a torch file, but not a rosinality StyleGAN2 checkpoint (no g_ema/g)")
     networks = {}
@@ -229,12 +238,53 @@ def _read_rosinality(path: Path) -> dict[str, NetworkRecord]:
     return networks
 
 
+def _torch_refusal(exc: Exception) -> str:
+    """Why torch's weights-only reader refused a file, in our words: the refused global when it names one
+    (never torch's advice to turn the safe reader off), else its first line without terminal codes."""
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", str(exc))
+    refused = re.search(r"GLOBAL ([A-Za-z_][\w.]*)", text)
+    if refused:
+        return (
+            f"refused: it needs the Python object {refused.group(1)}, and a checkpoint may hold only "
+            "tensors and plain data (nothing in it was run); convert it where it was made, or use a "
+            "snapshot saved with plain tensors"
+        )
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+    return f"cannot read this torch file safely ({first[:200]}); it may be damaged or not a checkpoint"
+
+
+# Limits on a network's config, checked before anything is allocated: a file may claim any size.
+CONFIG_LIMITS = {"z_dim": 4096, "w_dim": 4096, "c_dim": 4096, "img_resolution": 4096, "img_channels": 4}
+
+
+def _check_config(record: NetworkRecord, source: str) -> None:
+    """Refuse a config whose sizes are absurd (a 320 GB allocation, a negative width) before building."""
+    if not isinstance(record.config, dict):
+        raise CheckpointError(f"{source}: {record.name} has an invalid config (not an object)")
+    for key, limit in CONFIG_LIMITS.items():
+        value = record.config.get(key)
+        if value is None:
+            continue
+        low = 1 if key in ("img_resolution", "img_channels") else 0
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= limit:
+            raise CheckpointError(
+                f"{source}: {record.name} has {key} = {value!r}, outside {low}..{limit}; the file is damaged "
+                "or not a StyleGAN2 checkpoint"
+            )
+    resolution = record.config.get("img_resolution")
+    if resolution is not None and resolution & (resolution - 1):
+        raise CheckpointError(
+            f"{source}: {record.name} has img_resolution = {resolution}, not a power of two"
+        )
+
+
 # ----------------------------------------------------------------------------------------------- building
 def build_network(record: NetworkRecord, source: str = "checkpoint") -> torch.nn.Module:
     """Construct the network from its config and load its tensors (strict, except default FIR buffers)."""
     cls = _CLASSES.get(record.class_name)
     if cls is None:
         raise CheckpointError(f"{source}: {record.name} has unknown class {record.class_name!r}")
+    _check_config(record, source)
     try:
         net = cls(**record.config)
     except (TypeError, ValueError) as exc:

@@ -1,0 +1,61 @@
+"""Hostile or damaged checkpoints: one message naming the file and the reason, nothing run or allocated."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from stylesurv.app.cli import main
+from stylesurv.gan.checkpoint import CheckpointError, load_generator
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "rosinality_ref" / "checkpoint.pt"
+
+
+class _Gadget:
+    def __reduce__(self):
+        return (os.system, ("echo ran > gadget_ran.txt",))
+
+
+def test_a_torch_file_with_code_names_the_refused_global_and_runs_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    torch.save({"g_ema": _Gadget()}, tmp_path / "evil.pt")
+    assert main(["gan", "info", str(tmp_path / "evil.pt")]) == 1
+    err = capsys.readouterr().err
+    assert "refused: it needs the Python object posix.system" in err or "nt.system" in err
+    assert "weights_only" not in err and "\x1b[" not in err  # not torch's advice, no terminal codes
+    assert not (tmp_path / "gadget_ran.txt").exists()
+
+
+def test_a_truncated_torch_checkpoint_is_named_damaged(tmp_path, capsys):
+    half = tmp_path / "half.pt"
+    half.write_bytes(FIXTURE.read_bytes()[: FIXTURE.stat().st_size // 2])
+    assert main(["gan", "info", str(half)]) == 1
+    assert f"{half}: damaged torch checkpoint" in capsys.readouterr().err
+
+
+def test_safetensors_metadata_of_the_wrong_json_types_is_named_damaged(tmp_path):
+    path = tmp_path / "bad.safetensors"
+    save_file({"G_ema.x": torch.zeros(1)}, str(path), metadata={"format": "stylesurv-gan", "networks": "5"})
+    with pytest.raises(CheckpointError, match=r"bad\.safetensors: damaged stylesurv GAN checkpoint"):
+        load_generator(path)
+
+
+@pytest.mark.parametrize(("key", "value"), [("z_dim", 10_000_000_000), ("w_dim", -5), ("img_resolution", 96)])
+def test_absurd_sizes_are_refused_before_anything_is_allocated(tmp_path, key, value):
+    import json
+
+    config = {"z_dim": 8, "c_dim": 0, "w_dim": 8, "img_resolution": 16, "img_channels": 3, key: value}
+    path = tmp_path / "huge.safetensors"
+    meta = {
+        "format": "stylesurv-gan",
+        "networks": '["G_ema"]',
+        "class.G_ema": "Generator",
+        "config.G_ema": json.dumps(config),
+    }
+    save_file({"G_ema.x": torch.zeros(1)}, str(path), metadata=meta)
+    with pytest.raises(CheckpointError, match=rf"huge\.safetensors: G_ema has {key} = {value}"):
+        load_generator(path)
