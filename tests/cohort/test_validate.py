@@ -169,7 +169,9 @@ def test_clean_cohort_exits_0_with_summary(tmp_path: Path) -> None:
     assert main(["validate", str(cohort), "--json", str(report_file)]) == 0
     assert _hashes(cohort) == before
     report = json.loads(report_file.read_text())
-    assert report["ok"] is True and report["problems"] == []
+    # a clean table: the one cohort-level remark is that 6 patients are too few for a survival model
+    assert report["ok"] is True
+    assert [p["message"] for p in report["problems"]] == ["only 6 valid patient(s)"]
     summary = report["summary"]
     # times 10..60, events at 20, 40, 60: censored at 10, 30, 50.  Reverse KM: t=10: 5/6, t=30: 5/6 * 3/4 =
     # 0.625, t=50: 0.625 * 1/2 = 0.3125 <= 0.5, so the median follow-up is 50 days (by hand).
@@ -194,7 +196,7 @@ def test_report_renders_as_rich_table(tmp_path: Path) -> None:
     console = Console(record=True, width=200)
     console.print(report)
     text = console.export_text()
-    assert "median follow-up (reverse KM)" in text and "FAILED: 18 error(s), 4 warning(s)" in text
+    assert "median follow-up (reverse KM)" in text and "FAILED: 18 error(s), 5 warning(s)" in text
     assert "photos/P12.png" in text and "c\\x07" in text  # control characters shown escaped
 
 
@@ -269,5 +271,6 @@ def test_photo_column_paths_and_links_stay_inside_the_cohort(tmp_path: Path) -> 
         ("error", "clinical.csv", 6, "E", "photo 'img/missing.jpg' not found"),
         ("error", "photos/L.jpg", 7, "L", "photo links out of the cohort folder"),
         ("error", "clinical.csv", 8, "F", "photo path contains control characters"),
+        ("warning", "clinical.csv", None, None, "only 7 valid patient(s)"),
     ]
     assert report.n_photos_checked == 2

@@ -237,7 +237,9 @@ def read_clinical(cohort_dir: str | Path) -> ClinicalTable:
             near = [h for h in header if h.lower().replace(" ", "_") == name]
             hint = f" (found {near[0]!r}: rename it to {name!r})" if near else ""
             problem("error", 1, None, f"missing required column {name!r}{hint}", _COLUMN_FIX[name])
-    covariates = [h for h in header if h and h not in REQUIRED_COLUMNS and h != PHOTO_COLUMN]
+    covariates = list(
+        dict.fromkeys(h for h in header if h and h not in REQUIRED_COLUMNS and h != PHOTO_COLUMN)
+    )
 
     records: list[dict[str, Any]] = []
     rows: dict[str, int] = {}
@@ -369,9 +371,17 @@ def _read_text(path: Path) -> tuple[str, str]:
     return text, delimiter
 
 
+# A number as a spreadsheet writes it, in ASCII digits only: float() would also take "1_000", full-width
+# and Arabic-Indic digits, which are more likely typing accidents than numbers.
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:inf|infinity|nan)", re.ASCII | re.I)
+
+
 def _to_float(value: str, delimiter: str) -> float:
+    value = value.strip()
     if delimiter == ";" and _DECIMAL_COMMA.fullmatch(value):
         value = value.replace(",", ".")
+    if not _NUMBER.fullmatch(value):
+        raise ValueError(f"not a plain number: {value!r}")
     return float(value)
 
 
@@ -409,7 +419,7 @@ def _parse_event(value: str, row: int, pid: str | None, problem: _Report) -> int
         problem("error", row, pid, "event is missing", _EVENT_FIX)
         return None
     try:
-        number = float(value)
+        number = _to_float(value, ",")
     except ValueError:
         number = math.nan
     if number in (0.0, 1.0):
@@ -609,6 +619,7 @@ def validate_cohort(cohort_dir: str | Path, workers: int | None = None) -> Valid
                     "none needed: read by content; rename to match if you like",
                 )
             )
+    problems += _cohort_problems(table, index.found, cohort_dir)
     return ValidationReport(
         cohort_dir=cohort_dir,
         problems=problems,
@@ -616,6 +627,61 @@ def validate_cohort(cohort_dir: str | Path, workers: int | None = None) -> Valid
         n_rows=table.n_rows,
         n_photos_checked=len(checks),
     )
+
+
+MIN_PATIENTS = 20  # below this no cross-validated survival model says much
+MAX_TIME_DAYS = 36_525.0  # 100 years: a longer follow-up is a unit or typing error
+
+
+def _cohort_problems(table: ClinicalTable, photos: dict[str, Path], cohort_dir: Path) -> list[Problem]:
+    """What no single row shows: too few patients or events, times that are all alike or absurd, and one
+    photo file given to several patients."""
+    found: list[Problem] = []
+    frame = table.frame
+
+    def cohort(message: str, fix: str) -> None:
+        found.append(Problem("warning", CLINICAL_FILE, None, None, message, fix))
+
+    n = len(frame)
+    if 0 < n < MIN_PATIENTS:
+        cohort(
+            f"only {n} valid patient(s)", f"survival models need dozens of patients (at least {MIN_PATIENTS})"
+        )
+    if n and int(frame["event"].sum()) == 0:
+        cohort(
+            "no events: every patient is censored", "no survival model can be fitted or scored without deaths"
+        )
+    if n > 1 and frame["time"].nunique() == 1:
+        cohort(f"every follow-up time is {frame['time'].iloc[0]:g}", "check the time column (days to event)")
+    for pid, time in zip(frame["patient_id"], frame["time"], strict=True):
+        if time > MAX_TIME_DAYS:
+            found.append(
+                Problem(
+                    "warning",
+                    CLINICAL_FILE,
+                    table.rows.get(pid),
+                    pid,
+                    f"time {time:.4g} days is more than 100 years",
+                    "give follow-up in days",
+                )
+            )
+    first_with: dict[Path, str] = {}
+    for pid, path in photos.items():
+        resolved = path.resolve()
+        if resolved in first_with:
+            found.append(
+                Problem(
+                    "warning",
+                    _relative(path, cohort_dir),
+                    table.rows.get(pid),
+                    pid,
+                    f"the same photo file as patient {first_with[resolved]}",
+                    "give each patient their own photo",
+                )
+            )
+        else:
+            first_with[resolved] = pid
+    return found
 
 
 def check_photos(paths: list[Path], workers: int | None = None) -> list[ImageCheck]:

@@ -1,0 +1,81 @@
+"""Bad or odd cohorts: each a named problem (file, row, patient, fix), never a traceback or a silent pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stylesurv.app.cli import main
+from stylesurv.cohort.synthetic import make_world, write_world
+from stylesurv.cohort.table import validate_cohort
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory) -> Path:
+    return write_world(
+        make_world("cohort", 6, 0), tmp_path_factory.mktemp("c") / "c", 32, fmt="png", workers=1
+    )
+
+
+def _edited(cohort: Path, tmp_path: Path, edit) -> Path:
+    import shutil
+
+    out = tmp_path / "edited"
+    shutil.copytree(cohort, out)
+    lines = (out / "clinical.csv").read_text().splitlines()
+    (out / "clinical.csv").write_text("\n".join(edit(lines)) + "\n")
+    return out
+
+
+def _set(lines: list[str], column: str, values: list[str]) -> list[str]:
+    index = lines[0].split(",").index(column)
+    out = [lines[0]]
+    for line, value in zip(lines[1:], values, strict=False):
+        fields = line.split(",")
+        fields[index] = value
+        out.append(",".join(fields))
+    return out
+
+
+def _problems(folder: Path) -> list[tuple[str, int | None, str | None, str]]:
+    return [(p.severity, p.row, p.patient_id, p.message) for p in validate_cohort(folder, workers=1).problems]
+
+
+def test_a_duplicate_column_is_named_not_a_crash(cohort, tmp_path, capsys):
+    folder = _edited(cohort, tmp_path, lambda lines: [lines[0] + ",age"] + [x + ",1" for x in lines[1:]])
+    assert main(["validate", str(folder)]) == 1
+    assert "clinical.csv:1: column 'age' appears more than once" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["１２", "1_000", "٣٤", "12abc"])
+def test_numbers_are_ascii_numbers(cohort, tmp_path, text):
+    folder = _edited(cohort, tmp_path, lambda lines: _set(lines, "time", [text]))
+    assert ("error", 2, "S0", f"time {text!r} is not a number") in _problems(folder)
+
+
+def test_absurd_times_are_flagged(cohort, tmp_path):
+    folder = _edited(cohort, tmp_path, lambda lines: _set(lines, "time", ["1e300"]))
+    assert ("warning", 2, "S0", "time 1e+300 days is more than 100 years") in _problems(folder)
+
+
+def test_too_few_patients_no_events_and_identical_times_are_warned(cohort, tmp_path):
+    folder = _edited(cohort, tmp_path, lambda lines: _set(_set(lines, "event", ["0"] * 6), "time", ["5"] * 6))
+    messages = [m for _, _, _, m in _problems(folder)]
+    assert "only 6 valid patient(s)" in messages
+    assert "no events: every patient is censored" in messages
+    assert "every follow-up time is 5" in messages
+
+
+def test_one_photo_for_two_patients_is_warned(cohort, tmp_path):
+    def shared(lines):
+        return [lines[0] + ",photo"] + [x + ",photos/S0.png" for x in lines[1:]]
+
+    folder = _edited(cohort, tmp_path, shared)
+    assert ("warning", 3, "S1", "the same photo file as patient S0") in _problems(folder)
+
+
+@pytest.mark.parametrize("pid", ["P 01", "Zoë", "\u202eP01", "P\u200b01"])
+def test_unsafe_ids_are_refused_by_validate_with_their_row(cohort, tmp_path, pid):
+    folder = _edited(cohort, tmp_path, lambda lines: _set(lines, "patient_id", [pid]))
+    assert any(s == "error" and row == 2 and "patient_id" in m for s, row, _, m in _problems(folder))
