@@ -79,3 +79,41 @@ def test_one_photo_for_two_patients_is_warned(cohort, tmp_path):
 def test_unsafe_ids_are_refused_by_validate_with_their_row(cohort, tmp_path, pid):
     folder = _edited(cohort, tmp_path, lambda lines: _set(lines, "patient_id", [pid]))
     assert any(s == "error" and row == 2 and "patient_id" in m for s, row, _, m in _problems(folder))
+
+
+def test_a_clinical_table_linked_from_outside_is_warned(cohort, tmp_path):
+    import shutil
+
+    folder = tmp_path / "linked"
+    shutil.copytree(cohort, folder)
+    (folder / "clinical.csv").rename(tmp_path / "outside.csv")
+    (folder / "clinical.csv").symlink_to(tmp_path / "outside.csv")
+    assert any("clinical.csv links out of the cohort folder" in m for _, _, _, m in _problems(folder))
+
+
+def test_gan_convert_into_a_folder_names_it(tmp_path, capsys):
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "rosinality_ref" / "checkpoint.pt"
+    (tmp_path / "out").mkdir()
+    assert main(["gan", "convert", str(fixture), str(tmp_path / "out")]) == 1
+    assert f"{tmp_path / 'out'} is a folder; give the file to write" in capsys.readouterr().err
+
+
+def test_embed_on_photos_that_were_never_aligned_says_to_align(tmp_path, capsys):
+    from stylesurv.app.pipeline import BASE_GENERATOR
+
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "notes.txt").write_text("no photos here")
+    assert (
+        main(
+            [
+                "embed",
+                str(tmp_path / "photos"),
+                "--generator",
+                str(BASE_GENERATOR),
+                "--out",
+                str(tmp_path / "l.npz"),
+            ]
+        )
+        == 1
+    )
+    assert "stylesurv align" in capsys.readouterr().err

@@ -638,6 +638,18 @@ def _cohort_problems(table: ClinicalTable, photos: dict[str, Path], cohort_dir: 
     photo file given to several patients."""
     found: list[Problem] = []
     frame = table.frame
+    table_file = cohort_dir / CLINICAL_FILE
+    if table_file.is_symlink() and not table_file.resolve().is_relative_to(cohort_dir.resolve()):
+        found.append(
+            Problem(
+                "warning",
+                CLINICAL_FILE,
+                None,
+                None,
+                f"clinical.csv links out of the cohort folder (to {table_file.resolve()})",
+                "copy the table into the cohort folder, so that the folder holds everything a run used",
+            )
+        )
 
     def cohort(message: str, fix: str) -> None:
         found.append(Problem("warning", CLINICAL_FILE, None, None, message, fix))

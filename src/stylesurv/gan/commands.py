@@ -46,6 +46,9 @@ def convert_command(
     from stylesurv.core.hashing import sha256_file
     from stylesurv.gan.checkpoint import convert_checkpoint
 
+    if dst.is_dir():
+        example = dst / (src.stem + ".safetensors")
+        raise InputError(f"{dst} is a folder; give the file to write, e.g. {example}")
     names = convert_checkpoint(src, dst)
     info(f"wrote {dst} ({', '.join(names)}; sha256 {sha256_file(dst)[:16]})")
 

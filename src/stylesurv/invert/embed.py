@@ -102,7 +102,10 @@ def usable_patients(aligned_dir: str | Path) -> list[str]:
     a folder without qc.csv counts as a plain folder of aligned photos and gives every ``<pid>.png``."""
     pids = sorted(aligned.usable_patients(aligned_dir, plain=True))
     if not pids:
-        raise InputError(f"{aligned_dir} holds no usable aligned photos (<patient_id>.png, qc.csv usable 1)")
+        raise InputError(
+            f"{aligned_dir} holds no usable aligned photos (<patient_id>.png, qc.csv usable 1); align the "
+            "photos first: `stylesurv align COHORT --out ALIGNED --generator G`"
+        )
     return pids
 
 
