@@ -307,3 +307,10 @@ def test_a_photo_named_like_a_formula_is_written_as_text(tiny_run: TinyRun, tmp_
     for cell in cells:
         assert not cell.startswith(("=", "+", "@", "\t", "\r")), cell
         assert not cell.startswith("-") or float(cell) < 0, cell  # only negative numbers start so
+
+
+def test_a_negative_upsample_is_named(tiny_run: TinyRun) -> None:
+    code, message = invoke(
+        ["predict", str(tiny_run.photo("S03")), "--run", str(tiny_run.root), "--upsample", "-1"]
+    )
+    assert code == 1 and "--upsample must be >= 0, got -1" in message

@@ -59,3 +59,47 @@ def test_absurd_sizes_are_refused_before_anything_is_allocated(tmp_path, key, va
     save_file({"G_ema.x": torch.zeros(1)}, str(path), metadata=meta)
     with pytest.raises(CheckpointError, match=rf"huge\.safetensors: G_ema has {key} = {value}"):
         load_generator(path)
+
+
+def test_nan_weights_are_refused_instead_of_black_images(tmp_path):
+    from stylesurv.gan.checkpoint import save_networks
+    from stylesurv.gan.networks import Generator
+
+    g = Generator(
+        z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3,
+        mapping_kwargs={"num_layers": 1}, synthesis_kwargs={"channel_base": 64, "channel_max": 8},
+    )  # fmt: skip
+    with torch.no_grad():
+        next(g.parameters()).fill_(float("nan"))
+    save_networks(tmp_path / "nan.safetensors", G_ema=g)
+    with pytest.raises(CheckpointError, match="holds NaN or infinite values"):
+        load_generator(tmp_path / "nan.safetensors")
+
+
+def test_sample_refuses_a_nan_truncation(tmp_path, capsys):
+    from stylesurv.app.pipeline import BASE_GENERATOR
+
+    args = [
+        "gan",
+        "sample",
+        str(BASE_GENERATOR),
+        "--seeds",
+        "0",
+        "--trunc",
+        "nan",
+        "--outdir",
+        str(tmp_path / "s"),
+    ]
+    assert main(args) == 1
+    assert "--trunc must be a number" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists() or not any((tmp_path / "s").iterdir())
+
+
+def test_a_torchscript_metrics_network_is_loaded_only_with_a_warning(tmp_path, capsys):
+    from stylesurv.core.errors import InputError
+    from stylesurv.gan.fid import FeatureNetwork
+
+    (tmp_path / "net.pt").write_bytes(b"not torchscript")
+    with pytest.raises(InputError, match="is not a TorchScript file"):
+        FeatureNetwork(tmp_path / "net.pt")
+    assert "loading it runs its code" in capsys.readouterr().err

@@ -117,3 +117,13 @@ def test_embed_on_photos_that_were_never_aligned_says_to_align(tmp_path, capsys)
         == 1
     )
     assert "stylesurv align" in capsys.readouterr().err
+
+
+def test_an_animated_photo_is_noted_first_frame_used(tmp_path):
+    from PIL import Image
+
+    from stylesurv.cohort.images import check_image
+
+    frames = [Image.new("RGB", (64, 64), (i * 40, 0, 0)) for i in range(3)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
+    assert "animated image of 3 frames: the first frame is used" in check_image(tmp_path / "a.gif").notes

@@ -446,7 +446,7 @@ def predict_photos(
     options = predictor.align_config
     options = replace(
         options, upsample=options.upsample if upsample is None else upsample, cnn=options.cnn or cnn
-    )
+    ).validate({"upsample": "--upsample"})
     given = read_landmarks_csv(landmarks_csv) if landmarks_csv is not None else {}
     results = [
         PhotoPrediction(photo=p, name=n, status="", reason="")

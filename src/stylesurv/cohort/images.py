@@ -120,6 +120,9 @@ def open_image(path: str | Path) -> Image.Image:
 def conversion_notes(image: Image.Image, path: str | Path) -> list[str]:
     """Notes on what `read_image` will change: EXIF orientation, 16-bit depth, mode conversion to RGB."""
     notes = []
+    frames = getattr(image, "n_frames", 1)
+    if getattr(image, "is_animated", False) and frames > 1:
+        notes.append(f"animated image of {frames} frames: the first frame is used")
     orientation = _orientation(image)
     if orientation in _ORIENTATION_NAMES:
         notes.append(f"EXIF orientation {orientation} applied ({_ORIENTATION_NAMES[orientation]})")

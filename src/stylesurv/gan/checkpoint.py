@@ -300,6 +300,11 @@ def build_network(record: NetworkRecord, source: str = "checkpoint") -> torch.nn
             f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
         )
     for key, tensor in record.tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(
+                f"{source}: {record.name}.{key} holds NaN or infinite values (a diverged or damaged "
+                "checkpoint); use an earlier snapshot"
+            )
         if tuple(tensor.shape) != tuple(expected[key].shape):
             raise CheckpointError(
                 f"{source}: {record.name}.{key} has shape {list(tensor.shape)}, "

@@ -104,6 +104,8 @@ def sample_command(
 
     if noise_mode not in ("const", "random", "none"):
         raise InputError(f"--noise-mode {noise_mode!r}: use const, random or none")
+    if not np.isfinite(trunc):
+        raise InputError(f"--trunc must be a number (1 = no truncation), got {trunc}")
     seed_list = parse_seeds(seeds)
     generator = load_generator(ckpt, which=which)
     label = None

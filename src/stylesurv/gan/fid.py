@@ -23,6 +23,7 @@ import scipy.linalg
 import torch
 import torch.nn.functional as F
 
+from stylesurv.core.console import warn
 from stylesurv.core.errors import InputError
 from stylesurv.gan.dataset import ImageDataset
 
@@ -73,6 +74,10 @@ class FeatureNetwork:
         path = Path(path)
         if not path.is_file():
             raise InputError(f"feature network {path} does not exist")
+        warn(
+            f"{path}: a TorchScript network is a program as well as weights; loading it runs its code. "
+            "Use only one you made or trust (e.g. NVIDIA's inception-2015-12-05.pt)"
+        )
         try:
             self.module = torch.jit.load(str(path), map_location="cpu").eval()
         except RuntimeError as exc:
