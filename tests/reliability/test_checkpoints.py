@@ -103,3 +103,29 @@ def test_a_torchscript_metrics_network_is_loaded_only_with_a_warning(tmp_path, c
     with pytest.raises(InputError, match="is not a TorchScript file"):
         FeatureNetwork(tmp_path / "net.pt")
     assert "loading it runs its code" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("blob", "message"),
+    [
+        (
+            b"\x80\x02K\x01}q\x00X\x01\x00\x00\x00aK\x02sb.",
+            "not a readable StyleGAN pickle",
+        ),  # BUILD on an int
+        (
+            b"\x80\x02" + b"]" * 3000 + b"a" * 2999 + b".",
+            "does not hold a snapshot dict",
+        ),  # 3,000-deep nesting
+        (
+            b"\x80\x02}X\x01\x00\x00\x00G" + b"]" * 3000 + b"a" * 2999 + b"s.",
+            "G is not a persistent StyleGAN",
+        ),
+        (b"\x80\x02cos\nsystem\nX\x04\x00\x00\x00trueR.", "os.system"),  # a gadget, refused by name
+    ],
+)
+def test_hostile_pickles_are_refused_with_a_message(tmp_path, capsys, blob, message):
+    path = tmp_path / "snapshot.pkl"
+    path.write_bytes(blob)
+    assert main(["gan", "info", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

@@ -284,7 +284,20 @@ def read_nvidia_pickle(data: bytes, source: str) -> Any:
         return _RestrictedUnpickler(io.BytesIO(data), source).load()
     except CheckpointError:
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as exc:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        AttributeError,
+        OverflowError,
+        RecursionError,
+        MemoryError,
+        RuntimeError,
+        zipfile.BadZipFile,
+    ) as exc:  # fmt: skip  (a hostile pickle can make the restricted reader fail in any of these ways)
         raise CheckpointError(
             f"{source}: not a readable StyleGAN pickle ({type(exc).__name__}: {exc})"
         ) from exc
