@@ -155,3 +155,16 @@ def test_a_run_folder_is_usable_from_anywhere_and_after_a_move(tmp_path, monkeyp
     paths = moved.stage_record("b")["paths"]
     assert moved.resolve_recorded(paths["generator"]) == inputs / "g.bin"  # outside: absolute
     assert moved.resolve_recorded(paths["a"]) == moved.stage_path("a")  # inside: relative to the run
+
+
+def test_a_stage_command_refuses_an_output_another_process_is_writing(tmp_path, capsys):
+    from stylesurv.app.cli import main
+    from stylesurv.core.lock import folder_lock
+
+    cohort = tmp_path / "cohort"
+    cohort.mkdir()
+    (cohort / "clinical.csv").write_text("patient_id,time,event\nP1,5,1\n")
+    out = tmp_path / "aligned"
+    with folder_lock(out, what="output"):
+        assert main(["align", str(cohort), "--out", str(out), "--resolution", "64"]) == 1
+    assert f"output {out} is in use by PID" in capsys.readouterr().err

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from stylesurv.core.lock import output_lock
 from stylesurv.faces.folder import AlignConfig
 from stylesurv.faces.qc import QCThresholds
 
@@ -97,7 +98,12 @@ def align(
         from stylesurv.gan.checkpoint import generator_shape
 
         config = config.for_generator(generator_shape(generator)["img_resolution"])
-    summary = align_cohort(
-        cohort_dir, out, config.validate(FLAGS), landmarks_csv=landmarks, workers=safe_worker_count(workers)
-    )
+    with output_lock(out):
+        summary = align_cohort(
+            cohort_dir,
+            out,
+            config.validate(FLAGS),
+            landmarks_csv=landmarks,
+            workers=safe_worker_count(workers),
+        )
     info(summary.message())

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from stylesurv.core.lock import output_lock
 from stylesurv.explain.config import ExplainConfig
 
 DEFAULTS = ExplainConfig()  # every default below is the config's
@@ -126,7 +127,8 @@ def explain(
         swapped=swapped,
         remove_nuisance=("counterfactual" if swapped is not None else "auto") if remove_nuisance else "",
     )
-    result = explain_stage(inputs, options, out)
+    with output_lock(out):
+        result = explain_stage(inputs, options, out)
     info(f"[green]✓[/green] explain outputs in {out}")
     table = Table(title=f"explain: {out}")
     table.add_column("measure")

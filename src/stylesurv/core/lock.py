@@ -65,3 +65,14 @@ def folder_lock(target: str | os.PathLike[str], what: str = "output folder") -> 
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+@contextlib.contextmanager
+def output_lock(target: str | os.PathLike[str]) -> Iterator[None]:
+    """The lock of a stage command's output (``--out``), taken by one process of a torchrun job only (rank
+    0; its other ranks write into the same output by design)."""
+    if os.environ.get("RANK", "0") not in ("", "0"):
+        yield
+        return
+    with folder_lock(target, what="output"):
+        yield

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from stylesurv.core.lock import output_lock
 from stylesurv.gan.commands import gan_group
 from stylesurv.gan.train import TrainConfig
 
@@ -125,7 +126,8 @@ def train_command(
         threads=threads,
         device=device,
     )
-    result = train(options, names=FLAGS)
+    with output_lock(out):
+        result = train(options, names=FLAGS)
     info(f"trained to {result.nimg / 1000:.1f} kimg; latest snapshot {result.snapshot}")
 
 

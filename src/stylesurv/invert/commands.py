@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from stylesurv.core.errors import InputError
+from stylesurv.core.lock import output_lock
 
 encoder_app = typer.Typer(help="Train the image -> W+ encoder that starts embedding.", no_args_is_help=True)
 
@@ -198,7 +199,8 @@ def embed(
             seed=seed,
             use_masks=masks,
         )
-        latents = embed_folder(aligned_dir, networks, out, config, save_reconstructions, world)
+        with output_lock(out):
+            latents = embed_folder(aligned_dir, networks, out, config, save_reconstructions, world)
         if latents is not None:
             psnr = latents.metrics["psnr"]
             info(f"[green]✓[/green] {len(latents)} patients embedded in {space}; PSNR {psnr.mean():.2f} dB")

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from stylesurv.core.lock import output_lock
 from stylesurv.survival.config import FitConfig
 
 DEFAULTS = FitConfig()
@@ -109,10 +110,11 @@ def fit(
         permutations=permutations, auc_times=_parse_times(times), tau=tau, face_threshold=face_threshold,
         seed=seed,
     )  # fmt: skip
-    results, bundle = fit_files(
-        cohort, out, model, config, fusion, latents=latents, aligned=aligned, generator=generator,
-        face_subspace=face_subspace, names=FLAGS,
-    )  # fmt: skip
+    with output_lock(out):
+        results, bundle = fit_files(
+            cohort, out, model, config, fusion, latents=latents, aligned=aligned, generator=generator,
+            face_subspace=face_subspace, names=FLAGS,
+        )  # fmt: skip
     console.print(results.table())
     info(f"[green]✓[/green] bundle {bundle.model_name} written to {out}")
 
