@@ -88,6 +88,11 @@ def test_results_render_as_summary_json_and_table(linear_data) -> None:
     console = Console(record=True, width=100)
     console.print(results.table())
     assert "oof_harrell_c" in console.export_text()
+    # a metric undefined on every fold (e.g. Uno's C when all times tie) is said so, not a bare "nan"
+    results.folds["uno_c"] = np.nan
+    console.print(results.table())
+    text = console.export_text()
+    assert "n/a (undefined on these folds)" in text and " nan " not in text
 
 
 def test_permutation_null_is_reproducible() -> None:

@@ -189,7 +189,8 @@ class CVResults:
         for metric, row in self.summary.iterrows():
             ci = f"{row['ci_low']:.3f}-{row['ci_high']:.3f}" if np.isfinite(row["ci_low"]) else ""
             sd = f"{row['sd']:.3f}" if np.isfinite(row["sd"]) else ""
-            table.add_row(str(metric), f"{row['mean']:.3f}", sd, ci)
+            mean = f"{row['mean']:.3f}" if np.isfinite(row["mean"]) else "n/a (undefined on these folds)"
+            table.add_row(str(metric), mean, sd, ci)
         if self.permutation:
             p = self.permutation
             table.add_row(
