@@ -168,3 +168,15 @@ def test_a_stage_command_refuses_an_output_another_process_is_writing(tmp_path, 
     with folder_lock(out, what="output"):
         assert main(["align", str(cohort), "--out", str(out), "--resolution", "64"]) == 1
     assert f"output {out} is in use by PID" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("part", ["model.json", "arrays.safetensors"])
+def test_a_truncated_bundle_is_named(reference, tmp_path, part):
+    from stylesurv.survival.bundle import load_bundle
+
+    bundle = tmp_path / "coxnet"
+    shutil.copytree(reference[0] / "fit" / "coxnet", bundle)
+    data = (bundle / part).read_bytes()
+    (bundle / part).write_bytes(data[: len(data) // 3])
+    with pytest.raises(InputError, match=r"coxnet: unreadable survival bundle .*fit it again"):
+        load_bundle(bundle)

@@ -250,6 +250,7 @@ def save_bundle(
 
 def load_bundle(path: str | os.PathLike[str]) -> SurvivalBundle:
     """Read a bundle folder written by ``stylesurv fit`` (JSON + safetensors; nothing is unpickled)."""
+    from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
     path = Path(path)
@@ -260,8 +261,12 @@ def load_bundle(path: str | os.PathLike[str]) -> SurvivalBundle:
         raise InputError(
             f"{path}: not a survival bundle (needs {MODEL_JSON} and {ARRAYS}); run `stylesurv fit`"
         ) from None
-    except (ValueError, OSError) as exc:
-        raise InputError(f"{path}: unreadable survival bundle ({exc})") from None
+    except (ValueError, OSError, SafetensorError) as exc:
+        raise InputError(
+            f"{path}: unreadable survival bundle ({exc}); fit it again (`stylesurv fit`)"
+        ) from None
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: {MODEL_JSON} is not a JSON object; fit it again (`stylesurv fit`)")
     if doc.get("format") != FORMAT or int(doc.get("format_version", 0)) > FORMAT_VERSION:
         raise InputError(f"{path}: not a stylesurv survival bundle of a supported version")
 
