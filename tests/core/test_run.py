@@ -221,3 +221,14 @@ def test_safetensors_are_canonical_and_round_trip(tmp_path):
     assert list(header["__metadata__"]) == sorted(meta)
     write_safetensors_atomic(tmp_path / "n.safetensors", {"x": np.eye(2, dtype=np.float32)})
     np.testing.assert_array_equal(load_numpy(tmp_path / "n.safetensors")["x"], np.eye(2))
+
+
+def test_atomic_writes_work_for_names_near_the_file_name_limit(tmp_path):
+    long_name = "p" * 240 + ".png"  # 244 bytes: the temporary name beside it must still fit in 255
+    write_text_atomic(tmp_path / long_name, "x")
+    assert (tmp_path / long_name).read_text() == "x"
+    with atomic_dir(tmp_path / ("d" * 250)) as tmp:
+        (tmp / "f").write_text("y")
+    with atomic_dir(tmp_path / ("d" * 250)) as tmp:  # replacing an existing folder of that name
+        (tmp / "f").write_text("z")
+    assert (tmp_path / ("d" * 250) / "f").read_text() == "z"
