@@ -129,3 +129,58 @@ def test_hostile_pickles_are_refused_with_a_message(tmp_path, capsys, blob, mess
     assert main(["gan", "info", str(path)]) == 1
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def _persistence_module(monkeypatch):
+    """A stand-in torch_utils.persistence, so that a test can pickle what NVIDIA's snapshots name."""
+    import sys
+    import types
+
+    package, module = types.ModuleType("torch_utils"), types.ModuleType("torch_utils.persistence")
+
+    def _reconstruct_persistent_obj(meta):  # never called on load: the reader has its own stand-in
+        return meta
+
+    _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
+    _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
+    module._reconstruct_persistent_obj = _reconstruct_persistent_obj
+    package.persistence = module
+    monkeypatch.setitem(sys.modules, "torch_utils", package)
+    monkeypatch.setitem(sys.modules, "torch_utils.persistence", module)
+    return _reconstruct_persistent_obj
+
+
+def test_a_persistent_object_with_an_infinite_version_is_refused(tmp_path, capsys, monkeypatch):
+    import pickle
+
+    reconstruct = _persistence_module(monkeypatch)
+
+    class Network:
+        def __reduce__(self):
+            meta = {"type": "class", "version": float("inf"), "class_name": "Generator", "state": {}}
+            return (reconstruct, (meta,))
+
+    path = tmp_path / "snapshot.pkl"
+    path.write_bytes(pickle.dumps({"G_ema": Network()}, protocol=2))
+    assert main(["gan", "info", str(path)]) == 1
+    assert "version is inf, not a number" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("numel", [-5, 1 << 40])
+def test_a_storage_of_a_negative_or_absurd_size_is_refused_before_allocating(tmp_path, capsys, numel):
+    import io
+    import pickle
+    import zipfile
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return ("storage", torch.FloatStorage, "0", "cpu", numel) if obj == "STORAGE" else None
+
+    buffer = io.BytesIO()
+    Pickler(buffer, protocol=2).dump({"note": "torch_utils.persistence", "G_ema": "STORAGE"})
+    path = tmp_path / "snapshot.pt"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", buffer.getvalue())
+        archive.writestr("archive/data/0", b"\x00" * 16)
+    assert main(["gan", "info", str(path)]) == 1
+    assert f"a tensor storage claims {numel} elements" in capsys.readouterr().err

@@ -27,6 +27,7 @@ from stylesurv.core.errors import CheckpointError
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # first pickle of a legacy (non-zip) torch.save file
 LEGACY_PROTOCOL = 1001
+MAX_STORAGE_ELEMENTS = 1 << 34  # 64 GB of float32: more than any StyleGAN2 holds, checked before allocating
 
 STORAGE_DTYPES: dict[str, torch.dtype] = {
     "FloatStorage": torch.float32,
@@ -100,6 +101,12 @@ class _StorageType:
         return STORAGE_DTYPES[self.name]
 
 
+def _version(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+        raise CheckpointError(f"a persistent object's version is {value!r}, not a number")
+    return int(value)
+
+
 def _persistent_object(meta: Any) -> PersistentObject:
     if not isinstance(meta, dict) or meta.get("type") != "class":
         raise CheckpointError("a persistent object in the pickle has no class meta data")
@@ -108,7 +115,7 @@ def _persistent_object(meta: Any) -> PersistentObject:
         raise CheckpointError(f"persistent object {meta.get('class_name')!r} has a non-dict state")
     return PersistentObject(
         class_name=str(meta.get("class_name")),
-        version=int(meta.get("version", 0)),
+        version=_version(meta.get("version", 0)),
         module_src=str(meta.get("module_src") or ""),
         state=state,
     )
@@ -217,7 +224,10 @@ def _storage_spec(pid: tuple[Any, ...], source: str) -> tuple[torch.dtype, str, 
         raise CheckpointError(f"{source}: malformed storage reference {pid!r:.80}")
     if len(pid) > 5 and pid[5] is not None:
         raise CheckpointError(f"{source}: storage views (pre-1.0 torch files) are not supported")
-    return pid[1].dtype, str(pid[2]), int(pid[4])
+    numel = pid[4]
+    if isinstance(numel, bool) or not isinstance(numel, int) or not 0 <= numel <= MAX_STORAGE_ELEMENTS:
+        raise CheckpointError(f"{source}: a tensor storage claims {numel!r} elements; the file is damaged")
+    return pid[1].dtype, str(pid[2]), numel
 
 
 def read_legacy_torch(blob: bytes, source: str) -> Any:
