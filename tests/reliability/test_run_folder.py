@@ -180,3 +180,31 @@ def test_a_truncated_bundle_is_named(reference, tmp_path, part):
     (bundle / part).write_bytes(data[: len(data) // 3])
     with pytest.raises(InputError, match=r"coxnet: unreadable survival bundle .*fit it again"):
         load_bundle(bundle)
+
+
+def test_a_full_disk_mid_rerun_is_one_message_and_the_finished_run_is_intact(
+    world, reference, tmp_path, monkeypatch, capsys
+):
+    import errno
+
+    import stylesurv.invert.embed as embed_module
+    from stylesurv.app.cli import main
+    from stylesurv.app.config import to_toml
+
+    out = _copy(reference, tmp_path)
+    config = _config(world, out)
+    steps = dataclasses.replace(config.embed.project, steps=4)
+    path = tmp_path / "run.toml"
+    path.write_text(
+        to_toml(dataclasses.replace(config, embed=dataclasses.replace(config.embed, project=steps)))
+    )
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(out / ".stages" / "work" / "embed"))
+
+    monkeypatch.setattr(embed_module, "embed_batch", full)
+    assert main(["run", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device; nothing already finished was changed" in err and "Traceback" not in err
+    _assert_same(reference[1], _outputs(out))
+    assert set(read_run(out).bundles) == {"coxnet", "clinical"}
