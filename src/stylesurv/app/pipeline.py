@@ -89,13 +89,13 @@ def _validate(cohort: Path) -> Callable[[Path], None]:
     return build
 
 
-def _align(cohort: Path, config: RunConfig) -> Callable[[Path], None]:
+def _align(cohort: Path, config: RunConfig, final: Path) -> Callable[[Path], None]:
     def build(out: Path) -> None:
         from stylesurv.faces.folder import align_cohort, safe_worker_count
 
         landmarks = Path(config.landmarks) if config.landmarks else None
         summary = align_cohort(cohort, out, config.align, landmarks, safe_worker_count(0))
-        info(summary.message())
+        info(summary.message().replace(str(out), str(final)))  # where the folder will be once done
 
     return build
 
@@ -453,7 +453,13 @@ def _run_stages(run: RunDir, config: RunConfig) -> PipelineResult:
     align_inputs = {"cohort": cohort}
     if config.landmarks:
         align_inputs["landmarks"] = Path(config.landmarks)
-    aligned = stage("aligned", to_dict(config.align), align_inputs, _align(cohort, config), incremental=True)
+    aligned = stage(
+        "aligned",
+        to_dict(config.align),
+        align_inputs,
+        _align(cohort, config, run.stage_path("aligned")),
+        incremental=True,
+    )
 
     if config.finetune.kimg > 0:
         ft_dir = stage(
