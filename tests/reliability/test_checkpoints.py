@@ -121,6 +121,11 @@ def test_a_torchscript_metrics_network_is_loaded_only_with_a_warning(tmp_path, c
             "G is not a persistent StyleGAN",
         ),
         (b"\x80\x02cos\nsystem\nX\x04\x00\x00\x00trueR.", "os.system"),  # a gadget, refused by name
+        # BUILD on the reader's frozen storage-type stand-in
+        (
+            b"\x80\x02ctorch\nFloatStorage\nq\x00}q\x01X\x04\x00\x00\x00nameK\x05sb.",
+            "does not hold a snapshot",
+        ),
     ],
 )
 def test_hostile_pickles_are_refused_with_a_message(tmp_path, capsys, blob, message):
