@@ -246,3 +246,16 @@ def test_restore_only_kinds_come_back_as_linear_cox(linear_data) -> None:
     np.testing.assert_allclose(restored.predict(X[:, :2]), clinical.predict(X[:, :2]))
     bare = restore_model({**config, "kind": "linear"}, arrays)
     assert bare.kind == "linear" and bare.is_linear
+
+
+@pytest.mark.parametrize(("n", "events"), [(4, 3), (5, 4), (12, 5)])
+def test_deepsurv_fits_tiny_cohorts_whose_hold_out_would_be_one_patient(n, events) -> None:
+    """A pilot of a few patients: the early-stopping hold-out may round to one patient, whose partial
+    likelihood torchsurv cannot take (it raised TypeError: len() of a 0-d tensor, for 4 patients with 3
+    deaths); it trains without a hold-out instead."""
+    rng = np.random.default_rng(0)
+    X, time = rng.normal(size=(n, 3)), rng.uniform(1, 100, n)
+    y = make_y(time, np.arange(n) < events)
+    model = DeepSurv(hidden=(4,), max_epochs=3, weight_decays=(1e-3,), inner_folds=2, seed=0)
+    risk = model.fit(X, y).predict(X)
+    assert risk.shape == (n,) and np.isfinite(risk).all()

@@ -470,8 +470,10 @@ class DeepSurv(SurvivalModel):
         for cls in (True, False):  # stratified hold-out
             idx = np.flatnonzero(event == cls)
             val[rng.permutation(idx)[: int(round(self.val_fraction * len(idx)))]] = True
-        if not event[val].any() or not event[~val].any():
-            val[:] = False  # too few deaths to hold any out: train for max_epochs without early stopping
+        if not event[val].any() or not event[~val].any() or val.sum() < 2 or (~val).sum() < 2:
+            # too few deaths or patients to hold any out (a partial likelihood needs two patients and a
+            # death): train for max_epochs without early stopping
+            val[:] = False
         t = {
             k: torch.as_tensor(np.ascontiguousarray(v))
             for k, v in {"x": X, "time": y["time"], "event": event}.items()
