@@ -388,7 +388,9 @@ def find_face_subspace(
     rows = np.sort(rng.choice(pool, size=min(opts.face_patients, len(pool)), replace=False))
     size = min(int(generator.img_resolution), ANALYSIS_RESOLUTION)
     masks, _ = load_masks(aligned, ids[rows].tolist(), size)
-    info(f"finding the face subspace ({len(rows)} patients, {opts.face_components} principal directions)")
+    # the codes of N patients span at most N - 1 principal directions (the log says how many are searched)
+    k = min(opts.face_components, len(codes) - 1, int(np.prod(codes.shape[1:])))
+    info(f"finding the face subspace ({len(rows)} patients, {k} principal directions of {len(codes)} codes)")
     return face_subspace(generator, codes, masks, rows, opts.face_components, opts.face_threshold, opts.batch)
 
 
