@@ -184,10 +184,12 @@ def test_run_command_rejects_an_unknown_nuisance_source(world, tmp_path, capsys)
     assert not (tmp_path / "r").exists()  # refused before any stage ran
 
 
-def test_adjusted_model_plan_and_the_explained_bundle() -> None:
+def test_adjusted_model_plan_and_the_explained_bundle(monkeypatch) -> None:
+    import stylesurv.app.pipeline as pipeline
     from stylesurv.app.pipeline import _explained_bundle, _model_plan
     from stylesurv.core.errors import InputError
 
+    monkeypatch.setattr(pipeline, "has_direction", lambda path: True)  # names only: no bundles on disk
     config = RunConfig(fit=dataclasses.replace(FIT_DEFAULTS, clinical=("age", "stage")))
     assert _model_plan("adjusted", config) == ("coxnet_adjusted", "coxnet", ["age", "stage"], "joint")
     assert _model_plan("fusion", config) == ("coxnet_fusion", "coxnet", ["age", "stage"], "late")
@@ -312,3 +314,22 @@ def test_demo_config_names_the_shipped_networks_and_resolves(tmp_path):
     (tmp_path / "cohort").mkdir()
     (tmp_path / "cohort" / "landmarks.csv").write_text("patient_id\n")
     assert resolved(config).align.resolution == settings.resolution
+
+
+def test_a_model_without_a_direction_is_not_explained_and_the_next_one_is(tmp_path, monkeypatch, capsys):
+    import stylesurv.app.pipeline as pipeline
+
+    bundles = {name: tmp_path / name for name in ("coxnet_adjusted", "coxnet")}
+    assert pipeline.PRIMARY_MODELS.index("coxnet_adjusted") < pipeline.PRIMARY_MODELS.index("coxnet")
+    monkeypatch.setattr(pipeline, "has_direction", lambda path: path.name == "coxnet")
+    assert pipeline._explained_bundle(bundles, "") == tmp_path / "coxnet"
+    assert "coxnet_adjusted: the model kept no latent coefficient" in capsys.readouterr().err
+    monkeypatch.setattr(pipeline, "has_direction", lambda path: False)
+    assert pipeline._explained_bundle(bundles, "") is None
+    assert "the explain stage is skipped" in capsys.readouterr().err
+
+
+def test_has_direction_reads_the_bundle(reference):
+    from stylesurv.app.pipeline import has_direction
+
+    assert has_direction(reference[0] / "fit" / "coxnet")

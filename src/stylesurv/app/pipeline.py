@@ -598,14 +598,41 @@ def _explain_stages(
 
 def _explained_bundle(bundles: dict[str, Path], chosen: str) -> Path | None:
     """The bundle whose health direction the explain stage uses: ``chosen`` (a bundle name) or the first of
-    PRIMARY_MODELS that was fitted; None when there is none (nothing to explain)."""
+    PRIMARY_MODELS that was fitted and has a direction; None when there is none (nothing to explain).
+
+    A small cohort can make the penalised Cox model keep no coefficient (the null model): it predicts
+    nothing and has no direction, so the next candidate is explained, or none, with a warning, instead of
+    failing the run after every fit is done.
+    """
     if chosen:
         if chosen not in bundles:
             raise InputError(
                 f"explain.model {chosen!r} is not among the fitted bundles ({', '.join(bundles) or 'none'})"
             )
-        return bundles[chosen]
-    return next((bundles[m] for m in PRIMARY_MODELS if m in bundles), None)
+        candidates = [chosen]
+    else:
+        candidates = [m for m in PRIMARY_MODELS if m in bundles]
+    for name in candidates:
+        if has_direction(bundles[name]):
+            return bundles[name]
+        warn(
+            f"{name}: the model kept no latent coefficient (its penalty chose the null model, common with "
+            "few patients), so it has no health direction to explain"
+        )
+    if candidates:
+        warn("no fitted model has a health direction: the explain stage is skipped")
+    return None
+
+
+def has_direction(bundle: Path) -> bool:
+    """Whether the bundle's latent risk gradient is non-zero and finite."""
+    import numpy as np
+
+    from stylesurv.survival.bundle import load_bundle
+
+    gradient = np.asarray(load_bundle(bundle).latent_direction(), dtype=np.float64)
+    norm = float(np.linalg.norm(gradient))
+    return bool(np.isfinite(norm) and norm > 0)
 
 
 def _model_plan(model: str, config: RunConfig) -> tuple[str, str, list[str], str]:
