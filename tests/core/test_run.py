@@ -232,3 +232,13 @@ def test_atomic_writes_work_for_names_near_the_file_name_limit(tmp_path):
     with atomic_dir(tmp_path / ("d" * 250)) as tmp:  # replacing an existing folder of that name
         (tmp / "f").write_text("z")
     assert (tmp_path / ("d" * 250) / "f").read_text() == "z"
+
+
+def test_a_cut_short_swap_marker_means_the_stage_is_computed_again(tmp_path, capsys):
+    run = RunDir(tmp_path / "run")
+    run.run_stage("s", {"k": 1}, {}, lambda out: (out / "v").write_text("one"))
+    (run.root / ".stages" / "s.swap.json").write_text('{"key": ')  # killed while writing the marker
+    reopened = RunDir(tmp_path / "run")
+    assert "unreadable; the stage s will be computed again" in capsys.readouterr().err
+    assert (reopened.stage_path("s") / "v").read_text() == "one"  # the finished stage is still in place
+    assert reopened.run_stage("s", {"k": 1}, {}, lambda out: None).cached

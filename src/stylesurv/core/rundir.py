@@ -172,7 +172,13 @@ class RunDir:
         swap = self._marker(name, "swap")
         if not swap.is_file():
             return
-        record = json.loads(swap.read_text())
+        try:
+            record = json.loads(swap.read_text())
+        except (OSError, ValueError):  # the marker itself was cut short: the work folder is not trusted
+            warn(f"{swap}: unreadable; the stage {name} will be computed again")
+            swap.unlink(missing_ok=True)
+            self._marker(name, "pending").unlink(missing_ok=True)
+            return
         work, path = self._work(name), self.stage_path(name)
         trash = self.root / STAGES_DIR / "trash" / f"{name.replace('/', '__')}.{os.getpid()}"
         if work.exists():
